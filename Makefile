@@ -1,0 +1,48 @@
+# Day 6 workshop course kit.  `make lab` to teach/learn, `make test` to check everything.
+# The first use of any target creates .venv and installs the pinned dependencies.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KERNEL := day6
+PORT ?= 8888
+JOBS ?= 2
+
+.PHONY: help venv lab demo test lint pytest release bench clean
+
+help:
+	@echo "make lab      start JupyterLab on notebooks/ (installs on first use)"
+	@echo "make test     lint + the whole test suite"
+	@echo "make release  regenerate notebooks/ from solutions/ with nbgrader"
+	@echo "make bench    speed/memory benchmarks (not tests)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
+	    --display-name "Python 3 (Day 6 workshop)" >/dev/null
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check helpers grading tests benchmarks
+
+pytest: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --durations=15
+
+test: lint pytest
+
+release: $(STAMP)
+	cd grading && ../$(BIN)/python -m grading.release
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf grading/work .pytest_cache .ruff_cache

@@ -1,0 +1,222 @@
+"""Checkers for unit 01-kmeans. Each compares a student's function with ``helpers.clustering``.
+
+Problems come from seeds: the visible tests in the notebook use the defaults, the hidden
+tests pass other seeds, dimensions and edge cases.
+
+Examples
+--------
+>>> from helpers.clustering import assign_clusters
+>>> check_assign_clusters(assign_clusters)   # the reference passes its own check
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import clustering as ref
+from helpers.checks._core import (
+    CheckFailure,
+    as_array,
+    call,
+    expect_close,
+    expect_equal,
+    expect_shape,
+    quiet,
+)
+from helpers.data import toy_2d
+
+__all__ = [
+    "check_assign_clusters",
+    "check_update_centers",
+    "check_farthest_first",
+    "check_lloyd",
+    "check_inertia",
+    "check_elbow",
+]
+
+
+def problem(seed, d=2, n=None, k=None):
+    """A clustering problem (X, centers, description) made from ``seed``.
+
+    2-D problems use the toy sets; other dimensions use Gaussian blobs. The centers are
+    distinct data points, as a random initialisation would pick.
+    """
+    rng = np.random.default_rng(seed)
+    n = n or int(rng.integers(20, 120))
+    k = k or int(rng.integers(2, 6))
+    if d == 2:
+        name = ("blobs", "moons", "anisotropic", "uniform", "smiley")[seed % 5]
+        X, _ = toy_2d(name, n=n, seed=seed)
+        what = f"the {name} data (n={n}, k={k}, seed={seed})"
+    else:
+        means = 4 * rng.standard_normal((k, d))
+        X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d))
+        what = f"random blobs (n={n}, d={d}, k={k}, seed={seed})"
+    centers = X[rng.choice(n, size=k, replace=False)].copy()
+    return X, centers, what
+
+
+def check_assign_clusters(assign_clusters, seeds=(0, 1, 2), dims=(2,)):
+    """``assign_clusters(X, centers) -> labels (n,)``: index of the nearest center."""
+    for d in dims:
+        for seed in seeds:
+            X, centers, case = problem(seed, d)
+            got = call(assign_clusters, X, centers, what="assign_clusters", case=case)
+            _check_labels(got, X, centers, case)
+
+
+def check_assign_ties(assign_clusters):
+    """A point exactly halfway between two centers goes to the lower index."""
+    X = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.0, 5.0]])
+    centers = np.array([[0.0, 0.0], [2.0, 0.0]])
+    case = "a point exactly halfway between center 0 and center 1"
+    got = call(assign_clusters, X, centers, what="assign_clusters", case=case)
+    expect_equal(as_array(got, "labels", case, dtype=np.int64), [0, 1, 0, 0],
+                 "labels (ties go to the lower center index, as np.argmin does)", case)
+
+
+def check_update_centers(update_centers, seeds=(0, 1, 2), dims=(2,)):
+    """``update_centers(X, labels, k) -> centers (k, d)``: the mean of each cluster."""
+    for d in dims:
+        for seed in seeds:
+            X, centers, case = problem(seed, d)
+            labels = _non_empty_labels(X, centers)
+            k = len(centers)
+            got = call(update_centers, X, labels, k, what="update_centers", case=case)
+            got = as_array(got, "update_centers(X, labels, k)", case)
+            expect_shape(got, (k, X.shape[1]), "the new centers", case, names="(k, d)")
+            expect_close(got, ref.update_centers(X, labels, k), "the new centers", case)
+
+
+def check_farthest_first(farthest_first, seeds=(0, 1, 2), dims=(2,)):
+    """``farthest_first(X, k, first=0) -> centers (k, d)``: farthest-point initialisation."""
+    for d in dims:
+        for seed in seeds:
+            X, centers, case = problem(seed, d)
+            k = len(centers)
+            first = seed % len(X)
+            got = call(farthest_first, X, k, first, what="farthest_first", case=case)
+            got = as_array(got, "farthest_first(X, k, first)", case)
+            expect_shape(got, (k, X.shape[1]), "the initial centers", case, names="(k, d)")
+            want = ref.farthest_first(X, k, first=first)
+            if not np.allclose(got[0], want[0]):
+                raise CheckFailure(f"the first center should be X[first] = X[{first}] = "
+                                   f"{want[0]}, got {got[0]} on {case}")
+            expect_close(got, want, "the initial centers (in the order they were chosen)", case)
+
+
+def check_lloyd(lloyd, seeds=(0, 1, 2), dims=(2,)):
+    """``lloyd(X, initial_centers, max_iter=100) -> (centers, labels)``: the full loop.
+
+    Compared with sklearn's KMeans(algorithm="lloyd", n_init=1) from the same initial
+    centers, run until the assignment no longer changes (the slides' stopping rule).
+    """
+    from sklearn.cluster import KMeans
+
+    for d in dims:
+        for seed in seeds:
+            X, centers, case = _problem_without_empty_clusters(seed, d)
+            got = call(lloyd, X, centers, what="lloyd", case=case)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise CheckFailure(f"lloyd should return a pair (centers, labels), got "
+                                   f"{type(got).__name__} on {case}")
+            got_centers = as_array(got[0], "the final centers", case)
+            with quiet():
+                sk = KMeans(len(centers), init=centers, n_init=1, algorithm="lloyd",
+                            tol=0.0, max_iter=300).fit(X)
+            expect_shape(got_centers, centers.shape, "the final centers", case, names="(k, d)")
+            expect_close(got_centers, sk.cluster_centers_, "the final centers (vs sklearn)",
+                         case, rtol=1e-6, atol=1e-6)
+            _check_labels(got[1], X, sk.cluster_centers_, case)
+
+
+def check_inertia(compute_inertia, seeds=(0, 1, 2), dims=(2,)):
+    """``compute_inertia(X, centers, labels) -> float``: the sum of squared distances."""
+    for d in dims:
+        for seed in seeds:
+            X, centers, case = problem(seed, d)
+            labels = ref.assign_clusters(X, centers)
+            got = call(compute_inertia, X, centers, labels, what="compute_inertia", case=case)
+            got = as_array(got, "compute_inertia(X, centers, labels)", case)
+            expect_shape(got, (), "the inertia", case, names="a single number")
+            expect_close(got, ref.inertia(X, centers, labels), "the inertia", case)
+
+
+def check_elbow(elbow, datasets=("blobs",), seeds=(0,), max_k=8):
+    """``elbow(X, max_k=8, seed=0) -> (ks, inertias, best_k)``.
+
+    ``inertias[i]`` is ``helpers.clustering.kmeans(X, ks[i], seed=seed).inertia`` for
+    ks = 1..max_k, and best_k is where the curve bends most (the largest second difference).
+    """
+    for name in datasets:
+        for seed in seeds:
+            X, _ = toy_2d(name, n=300, seed=seed)
+            case = f"the {name} data (n=300, seed={seed}, max_k={max_k})"
+            got = call(elbow, X, max_k, seed, what="elbow", case=case)
+            if not isinstance(got, (tuple, list)) or len(got) != 3:
+                raise CheckFailure(f"elbow should return (ks, inertias, best_k), got "
+                                   f"{type(got).__name__} on {case}")
+            ks = list(range(1, max_k + 1))
+            want = [ref.kmeans(X, k, seed=seed).inertia for k in ks]
+            expect_equal(as_array(got[0], "ks", case, dtype=np.int64), ks, "ks", case)
+            expect_close(got[1], want, "the inertias", case, rtol=1e-9)
+            expect_equal(int(got[2]), ref.elbow_k(ks, want), "best_k", case)
+
+
+# --------------------------------------------------------------------------- internals
+
+def _check_labels(got, X, centers, case):
+    """Labels must name a nearest center; where two centers are equally near (to rounding),
+    either is accepted, so a correct answer never fails on floating-point noise."""
+    got = as_array(got, "labels", case)
+    expect_shape(got, (len(X),), "labels", case, names="(n,)")
+    if not np.all(got == np.round(got)):
+        raise CheckFailure(f"labels should be whole numbers (cluster indices), got {got[:5]}... "
+                           f"on {case}")
+    got = got.astype(np.int64)
+    k = len(centers)
+    if got.min() < 0 or got.max() >= k:
+        raise CheckFailure(f"labels should lie in 0..{k - 1} (one per center), got values "
+                           f"from {got.min()} to {got.max()} on {case}")
+    d2 = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    want = d2.argmin(axis=1)
+    gap = d2[np.arange(len(X)), got] - d2[np.arange(len(X)), want]
+    wrong = np.flatnonzero(gap > 1e-9 * (1.0 + d2.max()))
+    if wrong.size:
+        i = int(wrong[0])
+        raise CheckFailure(
+            f"{wrong.size} of {len(X)} points are not assigned to their nearest center on "
+            f"{case}; e.g. point {i} {X[i]} got label {got[i]} (squared distance "
+            f"{d2[i, got[i]]:.4g}) but center {want[i]} is nearer ({d2[i, want[i]]:.4g})"
+        )
+
+
+def _non_empty_labels(X, centers):
+    """Nearest-center labels in which every cluster has at least one point."""
+    labels = ref.assign_clusters(X, centers)
+    missing = np.setdiff1d(np.arange(len(centers)), labels)
+    labels[missing] = missing  # hand each empty cluster one point: an honest problem
+    return labels
+
+
+def _problem_without_empty_clusters(seed, d):
+    """A problem whose plain Lloyd run never empties a cluster (the slides' algorithm has
+    no rule for that case), found by trying successive seeds deterministically."""
+    for offset in range(0, 1000, 7):
+        X, centers, case = problem(seed + offset, d)
+        if not _empties_during_lloyd(X, centers):
+            return X, centers, case
+    raise RuntimeError(f"no problem without empty clusters near seed {seed}")  # pragma: no cover
+
+
+def _empties_during_lloyd(X, centers, max_iter=300):
+    labels_old = None
+    for _ in range(max_iter):
+        labels = ref.assign_clusters(X, centers)
+        if len(np.unique(labels)) < len(centers):
+            return True
+        if labels_old is not None and np.array_equal(labels, labels_old):
+            return False
+        centers = ref.update_centers(X, labels, len(centers))
+        labels_old = labels
+    return False

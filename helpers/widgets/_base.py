@@ -1,0 +1,119 @@
+"""What every explorer shares: the figure, its canvas, display, and colours.
+
+The figure is a plain ``matplotlib.figure.Figure`` (no pyplot state, no global backend
+switch). Inside a Jupyter kernel it gets an ipympl canvas, a real widget that redraws in
+place and reports clicks; elsewhere (tests, scripts, nbconvert) it keeps the Agg canvas and
+every update still runs, so a test can drive an explorer exactly like a presenter does.
+"""
+
+from __future__ import annotations
+
+import io
+
+# Okabe & Ito's palette: distinguishable with the common forms of colour blindness.
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # green
+    "#CC79A7",  # purple
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+NOISE_COLOR = "#999999"
+
+
+def cluster_colors(labels):
+    """RGBA colour per label (label -1, noise, is grey); the palette cycles past 8 clusters."""
+    import numpy as np
+    from matplotlib.colors import to_rgba
+
+    palette = np.array([to_rgba(c) for c in OKABE_ITO])
+    labels = np.asarray(labels)
+    colors = palette[np.mod(labels, len(palette))]
+    colors[labels < 0] = to_rgba(NOISE_COLOR)
+    return colors
+
+
+def new_figure(figsize=(10, 4.5), ncols=1, width_ratios=None, wspace=0.3):
+    """A Figure with ``ncols`` axes side by side, sized for a projector.
+
+    Margins are fixed rather than computed by a layout engine on every draw: constrained
+    layout would double the cost of each redraw, and live demos redraw a lot.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # a real renderer, so draw() costs what it costs on screen
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9, wspace=wspace)
+    axes = fig.subplots(1, ncols, width_ratios=width_ratios) if ncols > 1 else [fig.subplots()]
+    return fig, list(axes)
+
+
+def in_kernel() -> bool:
+    """True inside a running Jupyter kernel (where widgets can be displayed)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class Explorer:
+    """Base class: subclasses build ``self.fig`` and ``self.controls`` and call ``_finish``."""
+
+    fig = None
+    controls: dict = {}
+
+    def _finish(self, rows):
+        """Attach an interactive canvas (in a kernel) and lay out ``rows`` of controls."""
+        import ipywidgets as w
+
+        self.canvas_widget = None
+        if in_kernel():
+            from ipympl.backend_nbagg import Canvas, FigureManager
+
+            canvas = Canvas(self.fig)
+            canvas.header_visible = False
+            canvas.toolbar_visible = False
+            canvas.footer_visible = False
+            canvas.resizable = False
+            FigureManager(canvas, 0)
+            self.canvas_widget = canvas
+        self.status = w.HTML()
+        children = [w.HBox(list(r)) for r in rows] + [self.status]
+        if self.canvas_widget is not None:
+            children.append(self.canvas_widget)
+        self.widget = w.VBox(children)
+
+    def redraw(self):
+        """Redraw the figure in place (synchronously on the Agg canvas, idle in a browser)."""
+        if self.canvas_widget is not None:
+            self.canvas_widget.draw_idle()
+        else:
+            self.fig.canvas.draw()
+
+    def png(self, dpi=100) -> bytes:
+        """The current figure as PNG bytes."""
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, **kwargs):
+        # The widget when a frontend can show it, and a PNG of the current state for
+        # nbconvert / GitHub, which cannot.
+        import base64
+
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle = dict(bundle)
+        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        bundle["text/plain"] = f"<{type(self).__name__}: {self.describe()}>"
+        return bundle
+
+    def describe(self) -> str:
+        return ""

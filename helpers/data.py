@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +152,357 @@ _MAKERS = {
     "rings": _rings,
     "blobs_noise": _blobs_noise,
 }
+
+
+# --------------------------------------------------------------------------------------
+# Images for the CNN units: digits (default training set), CIFAR-10, sample photographs
+# --------------------------------------------------------------------------------------
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published on the CIFAR page
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+SAMPLE_IMAGES = ("china", "flower")
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """Images and labels split into a training and a test set.
+
+    Attributes
+    ----------
+    X_train, X_test : ndarray of shape (N, C, H, W)
+        Images, NCHW (torch's order), floats in [0, 1] unless asked for raw uint8.
+    y_train, y_test : ndarray of shape (N,) of int64
+        Class indices into ``classes``.
+    classes : tuple of str
+        Class names.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple
+
+
+def load_digits_images(*, test_size: float = 0.25, seed=0, dtype=np.float32) -> ImageSplit:
+    """scikit-learn's handwritten digits as 8x8 grey images, split train/test by class.
+
+    1,797 real images (UCI ML hand-written digits, 43 writers, shipped inside
+    scikit-learn, so nothing downloads), ten classes of about 180 each. Pixel counts
+    0..16 are scaled to [0, 1]. The split is stratified: each digit keeps the same share
+    in both sets (``round(test_size * n_class)`` of each class go to the test set).
+
+    Parameters
+    ----------
+    test_size : float
+        Fraction of each class in the test set, in (0, 1).
+    seed : int, numpy Generator or None
+        Which images go to the test set; the same seed gives the same split.
+    dtype : numpy float dtype
+        float32 (default, what torch trains in) or float64.
+
+    Returns
+    -------
+    ImageSplit
+        ``X_train`` (N_train, 1, 8, 8), ``y_train``, ``X_test`` (N_test, 1, 8, 8),
+        ``y_test``, ``classes`` = ("0", ..., "9").
+
+    Examples
+    --------
+    >>> d = load_digits_images(seed=0)
+    >>> d.X_train.shape, d.X_test.shape, float(d.X_train.max())
+    ((1347, 1, 8, 8), (450, 1, 8, 8), 1.0)
+    """
+    from sklearn.datasets import load_digits
+
+    test_size = check_float(test_size, "test_size", min_value=0.0, max_value=1.0,
+                            min_inclusive=False, max_inclusive=False)
+    dtype = _float_dtype(dtype)
+    digits = load_digits()
+    X = (digits.images / 16.0).astype(dtype)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    train, test = _stratified_split(y, test_size, np.random.default_rng(seed))
+    return ImageSplit(X[train], y[train], X[test], y[test], tuple(str(c) for c in range(10)))
+
+
+def load_cifar10(root, *, dtype=np.float32) -> ImageSplit:
+    """CIFAR-10 from the standard python batches in a local folder (no download).
+
+    Reads ``data_batch_1`` ... ``data_batch_5`` (50,000 training images), ``test_batch``
+    (10,000) and ``batches.meta`` (class names) from ``root/cifar-10-batches-py/`` (or
+    from ``root`` itself if the files are there). Each batch is a pickled dict with
+    ``b"data"``, a uint8 array (n, 3072) whose rows hold the red, then green, then blue
+    32x32 plane, and ``b"labels"``, n ints in 0..9. Pickle files can run code when
+    loaded: only point this at the official archive.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder that contains ``cifar-10-batches-py/``. To get it (163 MB), download
+        https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it there
+        (``tar xzf cifar-10-python.tar.gz -C data``), or call :func:`download_cifar10`.
+    dtype : numpy dtype
+        float32 (default) or float64 scale the bytes to [0, 1] (the full set takes 737 MB
+        in float32); uint8 returns the raw bytes (184 MB).
+
+    Returns
+    -------
+    ImageSplit
+        ``X_train`` (50000, 3, 32, 32), ``y_train`` (50000,), ``X_test`` (10000, 3, 32, 32),
+        ``y_test`` (10000,), ``classes`` from ``batches.meta`` ("airplane", ..., "truck").
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing; the message names the folder and says how to get it.
+    ValueError
+        When a file is not in the CIFAR-10 python format.
+    """
+    dtype = np.dtype(dtype)
+    if dtype != np.uint8 and dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be np.float32, np.float64 or np.uint8; got {dtype}")
+    folder = _find_cifar10(root)
+    X_train, y_train = zip(*(_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)),
+                           strict=True)
+    X_test, y_test = _read_cifar_batch(folder / "test_batch")
+    classes = _read_cifar_meta(folder / "batches.meta")
+
+    def images(raw):
+        X = raw.reshape(-1, 3, 32, 32)
+        return X.copy() if dtype == np.uint8 else X.astype(dtype) / dtype.type(255)
+
+    return ImageSplit(images(np.concatenate(X_train)), np.concatenate(y_train),
+                      images(X_test), y_test, classes)
+
+
+def download_cifar10(root, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_MD5,
+                     force: bool = False, progress: bool = True) -> Path:
+    """Download CIFAR-10's python archive, check its MD5 and unpack it into ``root``.
+
+    Does nothing when ``root/cifar-10-batches-py/`` is already complete (unless
+    ``force``). The archive is kept as ``root/cifar-10-python.tar.gz``, so a second call
+    after deleting the folder only unpacks it. Nothing in the course calls this at run
+    time; run it once, with a network, before class.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder to put the archive and the ``cifar-10-batches-py/`` folder in (created).
+    url : str
+        Where to get the archive (any URL urllib opens, ``file://`` included).
+    md5 : str or None
+        Expected MD5 of the archive; ``None`` skips the check.
+    force : bool
+        Download and unpack again even if the folder is complete.
+    progress : bool
+        Show a progress bar (tqdm).
+
+    Returns
+    -------
+    Path
+        The ``cifar-10-batches-py`` folder, ready for :func:`load_cifar10`.
+
+    Raises
+    ------
+    ValueError
+        When the download's MD5 differs from ``md5`` (the file is deleted) or the archive
+        does not contain the CIFAR-10 batches.
+    """
+    import tarfile
+
+    root = Path(root).expanduser()
+    folder = root / CIFAR10_FOLDER
+    if not force and _missing(folder) == []:
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "cifar-10-python.tar.gz"
+    if force or not archive.exists() or (md5 is not None and _md5(archive) != md5):
+        _fetch(url, archive, md5, progress)
+    with tarfile.open(archive, "r:gz") as tar:
+        _safe_extract(tar, root, archive)
+    missing = _missing(folder)
+    if missing:
+        raise ValueError(f"the archive from {url} did not contain {CIFAR10_FOLDER}/ with "
+                         f"{', '.join(missing)}; is it the CIFAR-10 python version?")
+    return folder
+
+
+def sample_image(name: str = "china", *, gray: bool = False, size=None,
+                 dtype=np.float64) -> np.ndarray:
+    """A real photograph from scikit-learn's bundled samples, as floats in [0, 1].
+
+    "china" (a temple in China) and "flower" (a flower close-up), both 427x640 JPEGs by
+    Flickr users danielbuechele and vultilion under CC BY 2.0, shipped inside
+    scikit-learn (no network; reading them needs pillow, which matplotlib installs).
+
+    Parameters
+    ----------
+    name : {"china", "flower"}
+        ("china.jpg" and "flower.jpg" work too.)
+    gray : bool
+        Return the luminance 0.299 R + 0.587 G + 0.114 B (ITU-R 601, as pillow's "L").
+    size : (int, int) or None
+        Resize to (height, width) first (Lanczos, in pillow): convolving a 427x640
+        photograph with a loop in numpy takes a while, (107, 160) does not.
+    dtype : numpy float dtype
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), or (H, W) when ``gray``
+        A picture, ready for ``plt.imshow``. For the NCHW layout of conv layers use
+        ``img.transpose(2, 0, 1)[None]`` (colour) or ``img[None, None]`` (grey).
+
+    Examples
+    --------
+    >>> sample_image("china").shape
+    (427, 640, 3)
+    >>> sample_image("flower", gray=True, size=(107, 160)).shape
+    (107, 160)
+    """
+    from sklearn.datasets import load_sample_image
+
+    if isinstance(name, str) and name.endswith(".jpg"):
+        name = name[: -len(".jpg")]
+    check_choice(name, "name", SAMPLE_IMAGES)
+    dtype = _float_dtype(dtype)
+    img = load_sample_image(f"{name}.jpg")
+    if size is not None:
+        from PIL import Image
+
+        h, w = _check_size(size)
+        img = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.LANCZOS))
+    img = img.astype(np.float64) / 255.0
+    if gray:
+        img = img @ np.array([0.299, 0.587, 0.114])
+    return img.astype(dtype)
+
+
+def _stratified_split(y, test_size, rng):
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(test_size * len(idx)))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    # shuffle across classes so that a plain slice of the training set has every digit
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be np.float32 or np.float64; got {dtype}")
+    return dtype
+
+
+def _check_size(size):
+    if (not isinstance(size, tuple | list) or len(size) != 2
+            or any(isinstance(s, bool) for s in size)):
+        raise ValueError(f"size must be (height, width) in pixels, e.g. (107, 160); got {size!r}")
+    return tuple(check_int(s, "size", min_value=1) for s in size)
+
+
+def _missing(folder: Path) -> list:
+    return [f for f in CIFAR10_FILES if not (folder / f).is_file()]
+
+
+def _find_cifar10(root) -> Path:
+    root = Path(root).expanduser()
+    for folder in (root / CIFAR10_FOLDER, root):
+        if not _missing(folder):
+            return folder
+    folder = root / CIFAR10_FOLDER
+    missing = _missing(folder)
+    what = "is missing" if len(missing) == len(CIFAR10_FILES) else f"lacks {', '.join(missing)}"
+    raise FileNotFoundError(
+        f"CIFAR-10 not found: the folder {folder.resolve()} {what}. To get it (163 MB), "
+        f"download {CIFAR10_URL} and unpack it into {root.resolve()} (e.g. `tar xzf "
+        f"cifar-10-python.tar.gz -C {root}`), or run "
+        f"helpers.data.download_cifar10({str(root)!r}) once with a network. "
+        f"The notebooks train on load_digits_images() without it.")
+
+
+def _read_cifar_batch(path: Path):
+    batch = _unpickle(path)
+    data, labels = batch.get(b"data"), batch.get(b"labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3072:
+        raise ValueError(f"{path}: b'data' must be a uint8 array of shape (n, 3072), got "
+                         f"{getattr(data, 'dtype', type(data).__name__)} "
+                         f"{getattr(data, 'shape', '')}; is this a CIFAR-10 python batch?")
+    labels = np.asarray(labels, dtype=np.int64) if labels is not None else None
+    if labels is None or labels.shape != (data.shape[0],) \
+            or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise ValueError(f"{path}: b'labels' must be {data.shape[0]} ints in 0..9")
+    return data, labels
+
+
+def _read_cifar_meta(path: Path) -> tuple:
+    names = _unpickle(path).get(b"label_names")
+    if not isinstance(names, list | tuple) or len(names) != 10:
+        raise ValueError(f"{path}: b'label_names' must list the 10 class names")
+    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (unpickling failed: {exc})") \
+            from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (expected a dict, got "
+                         f"{type(obj).__name__})")
+    return obj
+
+
+def _safe_extract(tar, root: Path, archive: Path):
+    import tarfile
+
+    if hasattr(tarfile, "data_filter"):
+        try:
+            tar.extractall(root, filter="data")  # refuses absolute paths, "../", links out
+        except tarfile.FilterError as exc:
+            raise ValueError(f"refusing to unpack {archive}: {exc}") from None
+        return
+    # Python < 3.11.4 has no filters: refuse anything but plain relative files and folders
+    for member in tar.getmembers():
+        if (member.name.startswith("/") or ".." in Path(member.name).parts
+                or not (member.isfile() or member.isdir())):
+            raise ValueError(f"refusing to unpack {archive}: unsafe member {member.name!r}")
+    tar.extractall(root)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path, md5, progress: bool):
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    part = dest.with_name(dest.name + ".part")
+    h = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                  disable=not progress) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+    if md5 is not None and h.hexdigest() != md5:
+        part.unlink()
+        raise ValueError(f"download from {url} has MD5 {h.hexdigest()}, expected {md5}: "
+                         "the file is corrupt or not the CIFAR-10 archive; deleted it")
+    part.replace(dest)

@@ -98,3 +98,105 @@ def _fmt(value):
     if isinstance(value, np.ndarray):
         return np.array2string(value, precision=6)
     return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+# --------------------------------------------------------------------------- checks
+#
+# A check is three things: the problems (``cases``, made only from JSON-able parameters
+# such as seeds, so anyone can make the same ones again), the student's function called on
+# each, and a ``judge`` that compares one answer with the reference. The notebook runs all
+# three in the student's kernel. During autograding the answers are also written into the
+# cell's output (a JSON payload), so that the grading harness can judge them again in its
+# own process, where a monkeypatched numpy or helpers cannot reach (see grading/).
+
+RECORD_MIMETYPE = "application/vnd.day6.check+json"
+REGISTRY: dict = {}
+
+
+class Case:
+    """One problem: the positional arguments for the student's function, a description
+    for messages, and whatever else the judge needs (``extra``)."""
+
+    def __init__(self, args, description, **extra):
+        self.args = tuple(args)
+        self.description = description
+        self.extra = extra
+
+
+class Check:
+    """A named check, registered so the grading harness can look it up by name."""
+
+    def __init__(self, name, what, cases, judge, call_kwargs=None):
+        self.name = name          # "kmeans.assign_clusters"
+        self.what = what          # the function's name, for messages
+        self.cases = cases        # (**params) -> list[Case]
+        self.judge = judge        # (case, answer) -> None or raise CheckFailure
+        self.call_kwargs = call_kwargs or {}
+        REGISTRY[name] = self
+
+    def __call__(self, fn, **params):
+        params = {k: _jsonable(v) for k, v in params.items()}
+        cases = self.cases(**params)
+        answers = [call(fn, *case.args, what=self.what, case=case.description,
+                        **self.call_kwargs) for case in cases]
+        _record(self.name, params, answers)
+        for case, answer in zip(cases, answers):
+            with quiet():
+                self.judge(case, answer)
+
+    def rejudge(self, params, answers):
+        """Judge recorded answers again (in a trusted process); raises CheckFailure."""
+        cases = self.cases(**params)
+        if len(answers) != len(cases):
+            raise CheckFailure(f"{self.what}: expected {len(cases)} recorded answers, "
+                               f"got {len(answers)}")
+        for case, answer in zip(cases, answers):
+            with quiet():
+                self.judge(case, decode(answer))
+
+
+def _record(name, params, answers):
+    import os
+
+    if os.environ.get("NBGRADER_EXECUTION") != "autograde":
+        return
+    from IPython.display import display
+
+    payload = {"check": name, "params": params, "answers": [encode(a) for a in answers]}
+    display({RECORD_MIMETYPE: payload, "text/plain": f"[{name}: answers recorded]"}, raw=True)
+
+
+def _jsonable(value):
+    if isinstance(value, range | tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def encode(value):
+    """JSON form of an answer: arrays keep dtype and shape; floats round-trip exactly."""
+    if isinstance(value, np.ndarray | np.generic):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biuf":
+            return {"__array__": arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        return {"__repr__": repr(value)}
+    if isinstance(value, tuple | list):
+        return {"__seq__": [encode(v) for v in value], "tuple": isinstance(value, tuple)}
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if hasattr(value, "__array__"):  # a torch tensor, say
+        return encode(np.asarray(value))
+    return {"__repr__": repr(value)}
+
+
+def decode(value):
+    if isinstance(value, dict):
+        if "__array__" in value:
+            return np.array(value["__array__"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+        if "__seq__" in value:
+            items = [decode(v) for v in value["__seq__"]]
+            return tuple(items) if value.get("tuple") else items
+        if "__repr__" in value:
+            return value["__repr__"]
+    return value

@@ -15,18 +15,19 @@ import numpy as np
 
 from helpers import clustering as ref
 from helpers.checks._core import (
+    Case,
+    Check,
     CheckFailure,
     as_array,
-    call,
     expect_close,
     expect_equal,
     expect_shape,
-    quiet,
 )
 from helpers.data import toy_2d
 
 __all__ = [
     "check_assign_clusters",
+    "check_assign_ties",
     "check_update_centers",
     "check_farthest_first",
     "check_lloyd",
@@ -56,111 +57,169 @@ def problem(seed, d=2, n=None, k=None):
     return X, centers, what
 
 
-def check_assign_clusters(assign_clusters, seeds=(0, 1, 2), dims=(2,)):
-    """``assign_clusters(X, centers) -> labels (n,)``: index of the nearest center."""
+# --------------------------------------------------------------------------- assign
+
+def _assign_cases(seeds=(0, 1, 2), dims=(2,)):
+    cases = []
     for d in dims:
         for seed in seeds:
-            X, centers, case = problem(seed, d)
-            got = call(assign_clusters, X, centers, what="assign_clusters", case=case)
-            _check_labels(got, X, centers, case)
+            X, centers, what = problem(seed, d)
+            cases.append(Case((X, centers), what))
+    return cases
 
 
-def check_assign_ties(assign_clusters):
-    """A point exactly halfway between two centers goes to the lower index."""
+def _assign_judge(case, got):
+    X, centers = case.args
+    _check_labels(got, X, centers, case.description)
+
+
+def _ties_cases():
     X = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.0, 5.0]])
     centers = np.array([[0.0, 0.0], [2.0, 0.0]])
-    case = "a point exactly halfway between center 0 and center 1"
-    got = call(assign_clusters, X, centers, what="assign_clusters", case=case)
-    expect_equal(as_array(got, "labels", case, dtype=np.int64), [0, 1, 0, 0],
-                 "labels (ties go to the lower center index, as np.argmin does)", case)
+    return [Case((X, centers), "a point exactly halfway between center 0 and center 1")]
 
 
-def check_update_centers(update_centers, seeds=(0, 1, 2), dims=(2,)):
-    """``update_centers(X, labels, k) -> centers (k, d)``: the mean of each cluster."""
+def _ties_judge(case, got):
+    expect_equal(as_array(got, "labels", case.description, dtype=np.int64), [0, 1, 0, 0],
+                 "labels (ties go to the lower center index, as np.argmin does)",
+                 case.description)
+
+
+check_assign_clusters = Check("kmeans.assign_clusters", "assign_clusters", _assign_cases,
+                              _assign_judge)
+check_assign_ties = Check("kmeans.assign_ties", "assign_clusters", _ties_cases, _ties_judge)
+
+
+# --------------------------------------------------------------------------- update
+
+def _update_cases(seeds=(0, 1, 2), dims=(2,)):
+    cases = []
     for d in dims:
         for seed in seeds:
-            X, centers, case = problem(seed, d)
-            labels = _non_empty_labels(X, centers)
-            k = len(centers)
-            got = call(update_centers, X, labels, k, what="update_centers", case=case)
-            got = as_array(got, "update_centers(X, labels, k)", case)
-            expect_shape(got, (k, X.shape[1]), "the new centers", case, names="(k, d)")
-            expect_close(got, ref.update_centers(X, labels, k), "the new centers", case)
+            X, centers, what = problem(seed, d)
+            cases.append(Case((X, _non_empty_labels(X, centers), len(centers)), what))
+    return cases
 
 
-def check_farthest_first(farthest_first, seeds=(0, 1, 2), dims=(2,)):
-    """``farthest_first(X, k, first=0) -> centers (k, d)``: farthest-point initialisation."""
+def _update_judge(case, got):
+    X, labels, k = case.args
+    got = as_array(got, "update_centers(X, labels, k)", case.description)
+    expect_shape(got, (k, X.shape[1]), "the new centers", case.description, names="(k, d)")
+    expect_close(got, ref.update_centers(X, labels, k), "the new centers", case.description)
+
+
+check_update_centers = Check("kmeans.update_centers", "update_centers", _update_cases,
+                             _update_judge)
+
+
+# --------------------------------------------------------------------------- farthest first
+
+def _farthest_cases(seeds=(0, 1, 2), dims=(2,)):
+    cases = []
     for d in dims:
         for seed in seeds:
-            X, centers, case = problem(seed, d)
-            k = len(centers)
-            first = seed % len(X)
-            got = call(farthest_first, X, k, first, what="farthest_first", case=case)
-            got = as_array(got, "farthest_first(X, k, first)", case)
-            expect_shape(got, (k, X.shape[1]), "the initial centers", case, names="(k, d)")
-            want = ref.farthest_first(X, k, first=first)
-            if not np.allclose(got[0], want[0]):
-                raise CheckFailure(f"the first center should be X[first] = X[{first}] = "
-                                   f"{want[0]}, got {got[0]} on {case}")
-            expect_close(got, want, "the initial centers (in the order they were chosen)", case)
+            X, centers, what = problem(seed, d)
+            cases.append(Case((X, len(centers), seed % len(X)), what))
+    return cases
 
 
-def check_lloyd(lloyd, seeds=(0, 1, 2), dims=(2,)):
-    """``lloyd(X, initial_centers, max_iter=100) -> (centers, labels)``: the full loop.
+def _farthest_judge(case, got):
+    X, k, first = case.args
+    got = as_array(got, "farthest_first(X, k, first)", case.description)
+    expect_shape(got, (k, X.shape[1]), "the initial centers", case.description, names="(k, d)")
+    want = ref.farthest_first(X, k, first=first)
+    if not np.allclose(got[0], want[0]):
+        raise CheckFailure(f"the first center should be X[first] = X[{first}] = "
+                           f"{want[0]}, got {got[0]} on {case.description}")
+    expect_close(got, want, "the initial centers (in the order they were chosen)",
+                 case.description)
 
-    Compared with sklearn's KMeans(algorithm="lloyd", n_init=1) from the same initial
-    centers, run until the assignment no longer changes (the slides' stopping rule).
-    """
+
+check_farthest_first = Check("kmeans.farthest_first", "farthest_first", _farthest_cases,
+                             _farthest_judge)
+
+
+# --------------------------------------------------------------------------- lloyd
+
+def _lloyd_cases(seeds=(0, 1, 2), dims=(2,)):
+    cases = []
+    for d in dims:
+        for seed in seeds:
+            X, centers, what = _problem_without_empty_clusters(seed, d)
+            cases.append(Case((X, centers), what))
+    return cases
+
+
+def _lloyd_judge(case, got):
+    """Compared with sklearn's KMeans(algorithm="lloyd", n_init=1) from the same initial
+    centers, run until the assignment no longer changes (the slides' stopping rule)."""
     from sklearn.cluster import KMeans
 
+    X, centers = case.args
+    where = case.description
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        raise CheckFailure(f"lloyd should return a pair (centers, labels), got "
+                           f"{type(got).__name__} on {where}")
+    got_centers = as_array(got[0], "the final centers", where)
+    sk = KMeans(len(centers), init=centers, n_init=1, algorithm="lloyd", tol=0.0,
+                max_iter=300).fit(X)
+    expect_shape(got_centers, centers.shape, "the final centers", where, names="(k, d)")
+    expect_close(got_centers, sk.cluster_centers_, "the final centers (vs sklearn)", where,
+                 rtol=1e-6, atol=1e-6)
+    _check_labels(got[1], X, sk.cluster_centers_, where)
+
+
+check_lloyd = Check("kmeans.lloyd", "lloyd", _lloyd_cases, _lloyd_judge)
+
+
+# --------------------------------------------------------------------------- inertia
+
+def _inertia_cases(seeds=(0, 1, 2), dims=(2,)):
+    cases = []
     for d in dims:
         for seed in seeds:
-            X, centers, case = _problem_without_empty_clusters(seed, d)
-            got = call(lloyd, X, centers, what="lloyd", case=case)
-            if not isinstance(got, (tuple, list)) or len(got) != 2:
-                raise CheckFailure(f"lloyd should return a pair (centers, labels), got "
-                                   f"{type(got).__name__} on {case}")
-            got_centers = as_array(got[0], "the final centers", case)
-            with quiet():
-                sk = KMeans(len(centers), init=centers, n_init=1, algorithm="lloyd",
-                            tol=0.0, max_iter=300).fit(X)
-            expect_shape(got_centers, centers.shape, "the final centers", case, names="(k, d)")
-            expect_close(got_centers, sk.cluster_centers_, "the final centers (vs sklearn)",
-                         case, rtol=1e-6, atol=1e-6)
-            _check_labels(got[1], X, sk.cluster_centers_, case)
+            X, centers, what = problem(seed, d)
+            cases.append(Case((X, centers, ref.assign_clusters(X, centers)), what))
+    return cases
 
 
-def check_inertia(compute_inertia, seeds=(0, 1, 2), dims=(2,)):
-    """``compute_inertia(X, centers, labels) -> float``: the sum of squared distances."""
-    for d in dims:
-        for seed in seeds:
-            X, centers, case = problem(seed, d)
-            labels = ref.assign_clusters(X, centers)
-            got = call(compute_inertia, X, centers, labels, what="compute_inertia", case=case)
-            got = as_array(got, "compute_inertia(X, centers, labels)", case)
-            expect_shape(got, (), "the inertia", case, names="a single number")
-            expect_close(got, ref.inertia(X, centers, labels), "the inertia", case)
+def _inertia_judge(case, got):
+    X, centers, labels = case.args
+    got = as_array(got, "compute_inertia(X, centers, labels)", case.description)
+    expect_shape(got, (), "the inertia", case.description, names="a single number")
+    expect_close(got, ref.inertia(X, centers, labels), "the inertia", case.description)
 
 
-def check_elbow(elbow, datasets=("blobs",), seeds=(0,), max_k=8):
-    """``elbow(X, max_k=8, seed=0) -> (ks, inertias, best_k)``.
+check_inertia = Check("kmeans.inertia", "compute_inertia", _inertia_cases, _inertia_judge)
 
-    ``inertias[i]`` is ``helpers.clustering.kmeans(X, ks[i], seed=seed).inertia`` for
-    ks = 1..max_k, and best_k is where the curve bends most (the largest second difference).
-    """
+
+# --------------------------------------------------------------------------- elbow
+
+def _elbow_cases(datasets=("blobs",), seeds=(0,), max_k=8):
+    cases = []
     for name in datasets:
         for seed in seeds:
             X, _ = toy_2d(name, n=300, seed=seed)
-            case = f"the {name} data (n=300, seed={seed}, max_k={max_k})"
-            got = call(elbow, X, max_k, seed, what="elbow", case=case)
-            if not isinstance(got, (tuple, list)) or len(got) != 3:
-                raise CheckFailure(f"elbow should return (ks, inertias, best_k), got "
-                                   f"{type(got).__name__} on {case}")
-            ks = list(range(1, max_k + 1))
-            want = [ref.kmeans(X, k, seed=seed).inertia for k in ks]
-            expect_equal(as_array(got[0], "ks", case, dtype=np.int64), ks, "ks", case)
-            expect_close(got[1], want, "the inertias", case, rtol=1e-9)
-            expect_equal(int(got[2]), ref.elbow_k(ks, want), "best_k", case)
+            cases.append(Case((X, max_k, seed), f"the {name} data (n=300, seed={seed}, "
+                              f"max_k={max_k})"))
+    return cases
+
+
+def _elbow_judge(case, got):
+    """inertias[i] must be ``helpers.clustering.kmeans(X, ks[i], seed=seed).inertia``."""
+    X, max_k, seed = case.args
+    where = case.description
+    if not isinstance(got, tuple | list) or len(got) != 3:
+        raise CheckFailure(f"elbow should return (ks, inertias, best_k), got "
+                           f"{type(got).__name__} on {where}")
+    ks = list(range(1, max_k + 1))
+    want = [ref.kmeans(X, k, seed=seed).inertia for k in ks]
+    expect_equal(as_array(got[0], "ks", where, dtype=np.int64), ks, "ks", where)
+    expect_close(got[1], want, "the inertias", where, rtol=1e-9)
+    expect_equal(int(as_array(got[2], "best_k", where)), ref.elbow_k(ks, want), "best_k", where)
+
+
+check_elbow = Check("kmeans.elbow", "elbow", _elbow_cases, _elbow_judge)
 
 
 # --------------------------------------------------------------------------- internals

@@ -1,0 +1,150 @@
+"""Shared fixtures: the repository's paths and a real nbgrader course in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# Every unit: its notebook and what graded submissions must score. "wrong" replaces one
+# solution cell (by grade_id) with a plausible mistake; the listed test cells must fail
+# and exactly their points are lost.
+UNITS = {
+    "01-kmeans": {
+        "notebook": "kmeans.ipynb",
+        "wrong": {
+            "farthest_first": (
+                "def farthest_first(X, k, first=0):\n"
+                "    # mistake: the k first points, not the farthest ones\n"
+                "    return X[first:first + k]\n",
+                {"test_farthest_first"},
+            ),
+            "compute_inertia": (
+                "def compute_inertia(X, centers, labels):\n"
+                "    # mistake: distances, not squared distances\n"
+                "    return float(np.sqrt(((X - centers[labels]) ** 2).sum(axis=1)).sum())\n",
+                {"test_compute_inertia"},
+            ),
+        },
+    },
+}
+
+
+def available_units():
+    """Units whose source notebook exists (units land one by one)."""
+    return [u for u, spec in UNITS.items() if (REPO / "solutions" / u / spec["notebook"]).exists()]
+
+
+def nb_env():
+    env = dict(os.environ)
+    # nbgrader shells out to `alembic` when it creates a gradebook: the venv's bin must be
+    # on PATH even when pytest was started without activating the venv.
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("NBGRADER_EXECUTION", None)
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+class Course:
+    """A throwaway nbgrader course using the repository's grading/nbgrader_config.py."""
+
+    units = UNITS
+    repo = REPO
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.db = root / "gradebook.db"
+
+    @staticmethod
+    def solution_sources(source_nb):
+        return solution_sources(source_nb)
+
+    @staticmethod
+    def fill_in(release_nb, sources):
+        return fill_in(release_nb, sources)
+
+    def nbgrader(self, *args, check=True, timeout=600):
+        cmd = [str(VENV_BIN / "nbgrader"), *args,
+               f"--CourseDirectory.root={self.root}",
+               f"--CourseDirectory.db_url=sqlite:///{self.db}"]
+        proc = subprocess.run(cmd, cwd=REPO / "grading", env=nb_env(), capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def add_unit(self, unit):
+        shutil.copytree(REPO / "solutions" / unit, self.root / "solutions" / unit)
+
+    def release_path(self, unit):
+        return self.root / "notebooks" / unit / UNITS[unit]["notebook"]
+
+    def submit(self, student, unit, nb):
+        path = self.root / "grading" / "work" / "submitted" / student / unit / UNITS[unit]["notebook"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        return path
+
+    def scores(self, unit):
+        """{student: {grade_id: (score, max_score)}} for the autograded test cells."""
+        from nbgrader.api import Gradebook
+
+        out = {}
+        with Gradebook(f"sqlite:///{self.db}") as gb:
+            for sub in gb.assignment_submissions(unit):
+                cells = {}
+                for nb in sub.notebooks:
+                    for grade in nb.grades:
+                        if grade.cell.name.startswith("test_"):
+                            cells[grade.cell.name] = (grade.score, grade.max_score)
+                out[sub.student.id] = cells
+        return out
+
+
+@pytest.fixture
+def course(tmp_path):
+    return Course(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_course(tmp_path_factory):
+    return Course(tmp_path_factory.mktemp("course"))
+
+
+def pytest_generate_tests(metafunc):
+    # Any test that takes a `unit` argument runs once per unit that has landed.
+    if "unit" in metafunc.fixturenames:
+        metafunc.parametrize("unit", available_units())
+
+
+def solution_sources(source_nb):
+    """grade_id -> solution source with the BEGIN/END SOLUTION markers removed."""
+    out = {}
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            lines = [ln for ln in cell.source.splitlines()
+                     if "### BEGIN SOLUTION" not in ln and "### END SOLUTION" not in ln]
+            out[meta["grade_id"]] = "\n".join(lines)
+    return out
+
+
+def fill_in(release_nb, sources):
+    """A copy of the student's release with the given solution cells written in."""
+    nb = json.loads(json.dumps(release_nb))
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+    return nb

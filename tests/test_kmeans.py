@@ -1,0 +1,212 @@
+"""helpers.clustering.kmeans against scikit-learn (the outside reference) and by hand."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from helpers import clustering
+from helpers.checks import kmeans as checks
+from helpers.clustering import kmeans, kmeans_step
+from helpers.data import toy_2d
+
+BACKENDS = ["numpy", "torch"]
+
+
+def sklearn_lloyd(X, init, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns when it relocates duplicate centers
+        return KMeans(len(init), init=init, n_init=1, algorithm="lloyd", **kw).fit(X)
+
+
+def assert_same_as_sklearn(result, sk):
+    np.testing.assert_allclose(result.centers, sk.cluster_centers_, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(result.labels, sk.labels_)
+    assert result.inertia == pytest.approx(sk.inertia_, rel=1e-9, abs=1e-9)
+    assert result.n_iter == sk.n_iter_
+
+
+def test_hand_computed_problem():
+    # Two obvious pairs on a line; from centers at 0 and 1 the first assignment puts 0 and 1
+    # apart, then the means move to 0.5 and 10.5 (worked out by hand).
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    result = kmeans(X, 2, init=np.array([[0.0], [1.0]]))
+    np.testing.assert_array_equal(result.labels, [0, 0, 1, 1])
+    np.testing.assert_allclose(result.centers, [[0.5], [10.5]])
+    assert result.inertia == pytest.approx(4 * 0.25)
+    # history: initial centers, after step 1 ((0), (1+10+11)/3), after step 2, after step 3
+    np.testing.assert_allclose(result.history[1], [[0.0], [22.0 / 3.0]])
+    np.testing.assert_allclose(result.history[-1], result.centers)
+    assert result.converged
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_sklearn_from_same_init(backend, seed):
+    rng = np.random.default_rng(seed)
+    n, d, k = int(rng.integers(50, 400)), int(rng.integers(1, 6)), int(rng.integers(2, 9))
+    means = 3 * rng.standard_normal((k, d))
+    X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d)) + 100.0  # far from 0
+    init = X[rng.choice(n, k, replace=False)]
+    result = kmeans(X, k, init=init, backend=backend)
+    assert_same_as_sklearn(result, sklearn_lloyd(X, init))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("max_iter,tol", [(1, 1e-4), (2, 0.0), (300, 1e-2), (300, 0.0)])
+def test_stopping_rules_match_sklearn(backend, max_iter, tol):
+    X, _ = toy_2d("anisotropic", n=500, seed=3)
+    init = X[:4]
+    result = kmeans(X, 4, init=init, max_iter=max_iter, tol=tol, backend=backend)
+    assert_same_as_sklearn(result, sklearn_lloyd(X, init, max_iter=max_iter, tol=tol))
+    assert len(result.history) == result.n_iter + 1
+    assert len(result.inertia_history) == result.n_iter
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_clusters_relocate_like_sklearn_and_never_nan(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 2))
+    # Three centers far from all data: all of them empty out in the first assignment.
+    init = np.array([[0.0, 0.0], [100.0, 100.0], [200.0, -50.0], [0.1, 0.1], [-300.0, 0.0]])
+    result = kmeans(X, 5, init=init, backend=backend)
+    assert not np.isnan(result.centers).any()
+    assert_same_as_sklearn(result, sklearn_lloyd(X, init))
+    assert len(np.unique(result.labels)) == 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_clusters_than_distinct_points(backend):
+    X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    init = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    result = kmeans(X, 3, init=init, backend=backend)
+    assert not np.isnan(result.centers).any()
+    assert_same_as_sklearn(result, sklearn_lloyd(X, init))
+
+
+def test_inertia_never_increases():
+    X, _ = toy_2d("smiley", n=600, seed=5)
+    result = kmeans(X, 6, init="random", seed=1, tol=0.0)
+    assert np.all(np.diff(result.inertia_history) <= 1e-9)
+    assert result.inertia <= result.inertia_history[-1] + 1e-9
+
+
+def test_kmeans_step_is_one_lloyd_iteration():
+    X, _ = toy_2d("blobs", n=200, seed=2)
+    init = X[[0, 70, 140]]
+    labels, new_centers = kmeans_step(X, init)
+    sk = sklearn_lloyd(X, init, max_iter=1)
+    np.testing.assert_allclose(new_centers, sk.cluster_centers_, atol=1e-12)
+    np.testing.assert_array_equal(labels, clustering.assign_clusters(X, init))
+
+
+def test_random_init_picks_distinct_data_points_reproducibly():
+    X, _ = toy_2d("uniform", n=50, seed=0)
+    a = clustering.init_centers(X, 10, init="random", seed=7)
+    b = clustering.init_centers(X, 10, init="random", seed=7)
+    np.testing.assert_array_equal(a, b)
+    rows = {tuple(r) for r in X}
+    assert all(tuple(c) in rows for c in a) and len({tuple(c) for c in a}) == 10
+
+
+def test_farthest_first_is_a_2_approximation_of_k_center():
+    # Gonzalez' guarantee: the covering radius of farthest-first is at most twice the optimum.
+    # On three tight, far-apart groups the optimum radius is tiny, so each group gets a center.
+    X = np.concatenate([np.array(c) + 0.01 * np.random.default_rng(i).standard_normal((20, 2))
+                        for i, c in enumerate([(0, 0), (50, 0), (0, 50)])])
+    centers = clustering.farthest_first(X, 3, first=5)
+    groups = {tuple(np.round(c / 50).astype(int)) for c in centers}
+    assert groups == {(0, 0), (1, 0), (0, 1)}
+
+
+def test_kmeans_plusplus_is_as_good_as_sklearns():
+    # Same algorithm family (greedy k-means++ then Lloyd), different random streams: compare
+    # the average final inertia over seeds, not single runs.
+    X, _ = toy_2d("blobs", n=600, seed=0)
+    X = np.concatenate([X, X + [8.0, 0.0]])  # six blobs
+    ours = np.mean([kmeans(X, 6, seed=s).inertia for s in range(8)])
+    theirs = np.mean([KMeans(6, n_init=1, random_state=s).fit(X).inertia_ for s in range(8)])
+    assert ours <= 1.05 * theirs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("init", ["random", "farthest", "k-means++"])
+def test_seeded_inits_are_deterministic_across_backends(backend, init):
+    X, _ = toy_2d("moons", n=300, seed=1)
+    a = kmeans(X, 3, init=init, seed=11, backend=backend)
+    b = kmeans(X, 3, init=init, seed=11, backend="numpy")
+    np.testing.assert_allclose(a.centers, b.centers, atol=1e-9)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_torch_backend_explicit_cpu_and_unavailable_device():
+    X, _ = toy_2d("blobs", n=100, seed=0)
+    r = kmeans(X, 3, seed=0, backend="torch", device="cpu")
+    np.testing.assert_allclose(r.centers, kmeans(X, 3, seed=0).centers, atol=1e-9)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device"):
+            kmeans(X, 3, seed=0, backend="torch", device="cuda")
+
+
+@pytest.mark.parametrize(
+    "kwargs,param",
+    [
+        (dict(X=np.zeros((5, 2)), k=0), "k"),
+        (dict(X=np.zeros((5, 2)), k=6), "k"),
+        (dict(X=np.zeros((5, 2)), k=2.5), "k"),
+        (dict(X=np.array([[0.0, np.nan], [1.0, 1.0]]), k=1), "X"),
+        (dict(X=np.array([[0.0, np.inf], [1.0, 1.0]]), k=1), "X"),
+        (dict(X=np.arange(5.0), k=2), "X"),
+        (dict(X=np.empty((0, 2)), k=1), "X"),
+        (dict(X=[["a", "b"]], k=1), "X"),
+        (dict(X=np.zeros((5, 2)), k=2, init="kmeans++"), "init"),
+        (dict(X=np.zeros((5, 2)), k=2, init=np.zeros((3, 2))), "init"),
+        (dict(X=np.zeros((5, 2)), k=2, init=np.zeros((2, 3))), "init"),
+        (dict(X=np.zeros((5, 2)), k=2, max_iter=0), "max_iter"),
+        (dict(X=np.zeros((5, 2)), k=2, tol=-1.0), "tol"),
+        (dict(X=np.zeros((5, 2)), k=2, backend="jax"), "backend"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs, param):
+    with pytest.raises((ValueError, TypeError), match=param):
+        kmeans(**kwargs)
+
+
+def test_checkers_accept_the_reference_and_reject_mistakes():
+    checks.check_assign_clusters(clustering.assign_clusters, seeds=range(10), dims=(1, 2, 5))
+    checks.check_assign_ties(clustering.assign_clusters)
+    checks.check_update_centers(clustering.update_centers, seeds=range(10), dims=(1, 3))
+    checks.check_farthest_first(clustering.farthest_first, seeds=range(10), dims=(2, 3))
+    checks.check_inertia(clustering.inertia, seeds=range(5))
+
+    def lloyd(X, centers, max_iter=100):
+        result = kmeans(X, len(centers), init=centers, tol=0.0, max_iter=max_iter)
+        return result.centers, result.labels
+
+    checks.check_lloyd(lloyd, seeds=range(5), dims=(2, 3))
+
+    def farthest_argmin(X, k, first=0):
+        return X[np.argsort(((X - X[first]) ** 2).sum(axis=1))[:k]]
+
+    def mean_of_all(X, labels, k):
+        return np.repeat(X.mean(axis=0, keepdims=True), k, axis=0)
+
+    def argmax(X, centers):
+        return ((X[:, None] - centers[None]) ** 2).sum(-1).argmax(1)
+
+    for check, wrong in [(checks.check_farthest_first, farthest_argmin),
+                         (checks.check_update_centers, mean_of_all),
+                         (checks.check_assign_clusters, argmax)]:
+        with pytest.raises(AssertionError):
+            check(wrong)
+
+    def not_done(X, centers):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.check_assign_clusters(not_done)

@@ -337,7 +337,7 @@ def elbow_k(ks, inertias):
 
 # --------------------------------------------------------------------------- internals
 
-_CHUNK = 4096  # rows per block in distance computations: bounds memory at _CHUNK * k floats
+_CHUNK = 16384  # rows per block in distance computations: bounds memory at _CHUNK * k floats
 
 
 def _lloyd(X, centers, max_iter, tol_abs):
@@ -347,8 +347,8 @@ def _lloyd(X, centers, max_iter, tol_abs):
     labels_old = None
     converged = False
     for _ in range(max_iter):
-        labels, min_d2 = _assign(X, centers)
-        inertias.append(float(min_d2.sum()))
+        labels, step_inertia = _assign(X, centers)
+        inertias.append(step_inertia)
         new_centers = _update(X, labels, centers)
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
@@ -364,23 +364,22 @@ def _lloyd(X, centers, max_iter, tol_abs):
 
 
 def _assign(X, centers):
-    """Nearest center per row and the squared distance to it, in chunks of rows.
+    """Nearest center per row, and the inertia of that assignment, in chunks of rows.
 
     Uses ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2 (one matrix product per chunk), the
-    same formula sklearn uses, so near-ties break the same way.
+    same formula sklearn uses, so near-ties break the same way. ||x||^2 does not change
+    which center is nearest, so it enters only the inertia, as one sum.
     """
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int64)
-    min_d2 = np.empty(n)
     c_sq = np.einsum("ij,ij->i", centers, centers)
+    total = float(np.einsum("ij,ij->", X, X))
     for start in range(0, n, _CHUNK):
-        block = X[start : start + _CHUNK]
-        d2 = c_sq - 2.0 * (block @ centers.T)
+        d2 = c_sq - 2.0 * (X[start : start + _CHUNK] @ centers.T)
         idx = np.argmin(d2, axis=1)
         labels[start : start + _CHUNK] = idx
-        x_sq = np.einsum("ij,ij->i", block, block)
-        min_d2[start : start + _CHUNK] = np.maximum(d2[np.arange(len(block)), idx] + x_sq, 0.0)
-    return labels, min_d2
+        total += float(np.take_along_axis(d2, idx[:, None], axis=1).sum())
+    return labels, max(total, 0.0)
 
 
 def _cluster_sums(X, labels, k):

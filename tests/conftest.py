@@ -15,28 +15,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
-# Every unit: its notebook and what graded submissions must score. "wrong" replaces one
-# solution cell (by grade_id) with a plausible mistake; the listed test cells must fail
-# and exactly their points are lost.
-UNITS = {
-    "01-kmeans": {
-        "notebook": "kmeans.ipynb",
-        "wrong": {
-            "farthest_first": (
-                "def farthest_first(X, k, first=0):\n"
-                "    # mistake: the k first points, not the farthest ones\n"
-                "    return X[first:first + k]\n",
-                {"test_farthest_first"},
-            ),
-            "compute_inertia": (
-                "def compute_inertia(X, centers, labels):\n"
-                "    # mistake: distances, not squared distances\n"
-                "    return float(np.sqrt(((X - centers[labels]) ** 2).sum(axis=1)).sum())\n",
-                {"test_compute_inertia"},
-            ),
-        },
-    },
-}
+def _load_units():
+    """Every unit's grading expectations, from tests/units/NN-topic.py (one file per unit,
+    so units can be added without touching this file)."""
+    import runpy
+
+    units = {}
+    for path in sorted((Path(__file__).parent / "units").glob("[0-9][0-9]-*.py")):
+        spec = runpy.run_path(str(path))
+        units[path.stem] = {"notebook": spec["NOTEBOOK"], "wrong": spec["WRONG"]}
+    return units
+
+
+UNITS = _load_units()
 
 
 def available_units():

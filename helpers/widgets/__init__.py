@@ -14,6 +14,11 @@ from importlib import import_module
 
 _EXPLORERS = {
     "KMeansExplorer": "helpers.widgets.kmeans",
+    "DBSCANExplorer": "helpers.widgets.dbscan",
+    "ConvExplorer": "helpers.widgets.conv",
+    "PoolExplorer": "helpers.widgets.pool",
+    "OptimizerRace": "helpers.widgets.optim",
+    "ArchitectureExplorer": "helpers.widgets.models",
 }
 
 __all__ = sorted(_EXPLORERS)

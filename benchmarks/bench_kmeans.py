@@ -1,0 +1,119 @@
+"""K-Means: helpers (numpy, torch-CPU, GPU if present) against sklearn's Lloyd.
+
+Same data, same initial centers, same number of iterations (tol=0, max_iter fixed; the
+script checks that all of them agree). Each method runs in its own subprocess; its peak
+memory is the rise of the peak RSS (Linux VmHWM, reset after loading data, imports and a
+warm-up run) during the timed runs: what the algorithm needs beyond its input.
+
+    python benchmarks/bench_kmeans.py            # the issue's two sizes
+    python benchmarks/bench_kmeans.py --quick    # small sizes, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CASES = [(200_000, 16, 32, 20), (1_000_000, 2, 8, 20)]
+QUICK = [(20_000, 16, 32, 10), (100_000, 2, 8, 10)]
+GPU_CASE = (1_000_000, 64, 256, 20)
+
+
+def make(n, d, k, seed=0):
+    rng = np.random.default_rng(seed)
+    means = 5 * rng.standard_normal((k, d))
+    X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d))
+    init = X[rng.choice(n, k, replace=False)]
+    return X, init
+
+
+def run_one(method, path, k, iters, repeats):
+    data = np.load(path)
+    X, init = data["X"], data["init"]
+    if method == "sklearn":
+        from sklearn.cluster import KMeans
+
+        def fit():
+            km = KMeans(k, init=init, n_init=1, algorithm="lloyd", max_iter=iters, tol=0.0).fit(X)
+            return km.inertia_, km.n_iter_
+    else:
+        from helpers.clustering import kmeans
+
+        backend, device = {"numpy": ("numpy", None), "torch-cpu": ("torch", "cpu"),
+                           "torch-gpu": ("torch", "cuda")}[method]
+
+        def fit():
+            r = kmeans(X, k, init=init, max_iter=iters, tol=0.0, backend=backend, device=device)
+            return r.inertia, r.n_iter
+
+    fit()  # warm-up (imports, thread pools, CUDA context)
+    base = reset_peak_rss()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        inertia, n_iter = fit()
+        times.append(time.perf_counter() - t)
+    peak = rss_kib("VmHWM") - base
+    print(json.dumps({"time": min(times), "inertia": inertia, "n_iter": n_iter,
+                      "peak_mib": peak / 1024}))
+
+
+def rss_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak-RSS mark (Linux) and return the current RSS, in KiB: the
+    peak measured afterwards is what the algorithm itself needs beyond data and imports."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return rss_kib("VmRSS")
+
+
+def measure(method, path, k, iters, repeats):
+    out = subprocess.run([sys.executable, __file__, "--child", method, path, str(k), str(iters),
+                          str(repeats)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=5)
+    args = parser.parse_args()
+    if args.child:
+        method, path, k, iters, repeats = args.child
+        run_one(method, path, int(k), int(iters), int(repeats))
+        return
+    import tempfile
+
+    import torch
+
+    cases = [(*c, ("sklearn", "numpy", "torch-cpu")) for c in (QUICK if args.quick else CASES)]
+    if torch.cuda.is_available():
+        cases.append((*GPU_CASE, ("sklearn", "torch-gpu")))
+    print(f"K-Means, Lloyd from the same init, fixed iterations; torch threads "
+          f"{torch.get_num_threads()}")
+    for n, d, k, iters, methods in cases:
+        X, init = make(n, d, k)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/data.npz"
+            np.savez(path, X=X, init=init)
+            res = {m: measure(m, path, k, iters, 3) for m in methods}
+        sk = res["sklearn"]
+        print(f"\nn={n:,} d={d} k={k} ({sk['n_iter']} iterations)")
+        for m in methods:
+            r = res[m]
+            agree = abs(r["inertia"] - sk["inertia"]) <= 1e-6 * abs(sk["inertia"]) and r["n_iter"] == sk["n_iter"]
+            print(f"  {m:10s} {r['time'] * 1000:9.1f} ms   x{r['time'] / sk['time']:5.2f} of sklearn"
+                  f"   peak +{r['peak_mib']:7.1f} MiB   same result: {agree}")
+
+
+if __name__ == "__main__":
+    main()

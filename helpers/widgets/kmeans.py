@@ -178,12 +178,14 @@ class KMeansExplorer(Explorer):
         ax.set_xlabel("feature 1")
         ax.set_ylabel("feature 2")
         ax.set_aspect("equal", adjustable="box")
+        ax.locator_params(nbins=5)  # fewer tick labels: text is most of a redraw's cost
         ai = self.ax_inertia
         (self.inertia_line,) = ai.plot([], [], "o-", color=OKABE_ITO[0])
         ai.set_xlabel("iteration")
         ai.set_ylabel("inertia (sum of squared distances)")
         ai.set_title("Inertia per iteration")
-        ai.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ai.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ai.yaxis.set_major_locator(MaxNLocator(nbins=5))
 
     def _draw(self):
         k = self.controls["k"].value

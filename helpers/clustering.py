@@ -12,6 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers._dbscan import (
+    DBSCANResult,
+    DBSCANStep,
+    core_points,
+    dbscan,
+    dbscan_steps,
+    k_distance,
+    region_query,
+)
 from helpers._validation import check_array, check_choice, check_float, check_int
 
 __all__ = [
@@ -24,6 +33,13 @@ __all__ = [
     "init_centers",
     "farthest_first",
     "elbow_k",
+    "DBSCANResult",
+    "DBSCANStep",
+    "dbscan",
+    "dbscan_steps",
+    "region_query",
+    "core_points",
+    "k_distance",
 ]
 
 INITS = ("k-means++", "random", "farthest")

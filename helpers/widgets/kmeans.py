@@ -62,7 +62,7 @@ class KMeansExplorer(Explorer):
         for name in ("k", "init"):
             self.controls[name].observe(lambda _: self.reset(), names="value")
 
-        self.fig, (self.ax, self.ax_inertia) = new_figure((10, 4.5), ncols=2, width_ratios=[3, 2])
+        self.fig, (self.ax, self.ax_inertia) = new_figure((9, 4.2), ncols=2, width_ratios=[3, 2])
         self._setup_axes()
         rows = [
             [self.controls["dataset"], self.controls["k"], self.controls["init"]],
@@ -211,6 +211,7 @@ class KMeansExplorer(Explorer):
         self.inertia_line.set_data(np.arange(1, len(self.inertias) + 1), self.inertias)
         self.ax_inertia.relim()
         self.ax_inertia.autoscale_view()
+        self.ax_inertia.set_xlim(0.5, max(5, len(self.inertias)) + 0.5)
         title = self._title(k)
         self.ax.set_title(title)
         self.status.value = f"<b>{title}</b>"

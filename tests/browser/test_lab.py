@@ -1,0 +1,201 @@
+"""The course in a real browser: JupyterLab + headless Chromium (Debian's) driven by Playwright.
+
+For every notebook in notebooks/ (solutions filled in from solutions/): open it, run all
+cells, and check there is no error output, every widget rendered, and that moving a slider
+or pressing a button changes the figure. A screenshot per notebook goes to
+test-artifacts/browser/. Run with `make test-browser` (also run by .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+RUN_TIMEOUT_MS = 420_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"browser tests skipped: {CHROMIUM} is not installed (make browser installs it "
+                "with apt-get as root)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: no playwright")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _solved_notebooks(dest: Path):
+    """Copy each release notebook with its solution cells filled in from solutions/."""
+    out = []
+    for release in sorted((REPO / "notebooks").glob("[0-9][0-9]-*/*.ipynb")):
+        source = REPO / "solutions" / release.parent.name / release.name
+        if not source.exists():
+            continue
+        src = nbformat.read(source, as_version=4)
+        sols = {}
+        for cell in src.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                sols[meta["grade_id"]] = "\n".join(
+                    ln for ln in cell.source.splitlines() if "### " not in ln or "SOLUTION" not in ln)
+        nb = nbformat.read(release, as_version=4)
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in sols:
+                cell.source = sols[gid]
+        path = dest / release.parent.name / release.name
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+        out.append(path.relative_to(dest))
+    return out
+
+
+def _write_setting(settings_dir, plugin, values):
+    import json
+
+    package, name = plugin.rsplit("/", 1)
+    path = settings_dir / package / f"{name}.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    notebooks = _solved_notebooks(root)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")
+    env.pop("NBGRADER_EXECUTION", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    # Render every cell (JupyterLab 4 virtualises long notebooks, leaving off-screen cells
+    # out of the page) and keep the news pop-up away.
+    settings = root / "settings"
+    _write_setting(settings, "@jupyterlab/notebook-extension/tracker", {"windowingMode": "none"})
+    _write_setting(settings, "@jupyterlab/apputils-extension/notification", {"fetchNews": "false"})
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+    log = open(root / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--notebook-dir={root}",
+         "--ServerApp.open_browser=False", "--LabApp.news_url=", "--allow-root",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"JupyterLab did not start: {(root / 'lab.log').read_text()[-2000:]}")
+    yield base, token, notebooks
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def _notebook_ids():
+    return sorted(p.parent.name for p in (REPO / "notebooks").glob("[0-9][0-9]-*/*.ipynb"))
+
+
+@pytest.mark.parametrize("nb_unit", _notebook_ids())
+def test_notebook_in_jupyterlab(lab, browser, nb_unit):
+    unit = nb_unit
+    base, token, notebooks = lab
+    rel = next(p for p in notebooks if p.parts[0] == unit)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(f"{base}/lab/tree/{rel.as_posix()}?token={token}&reset")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+
+    _run_all_and_wait(page)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    texts = [errors.nth(i).inner_text() for i in range(errors.count())]
+    page.screenshot(path=str(ARTIFACTS / f"{unit}.png"), full_page=False)
+    assert not [t for t in texts if "Traceback" in t or "Error" in t], f"error outputs: {texts[:2]}"
+    body = page.inner_text("body")
+    assert "Error displaying widget" not in body
+    assert "Loading widget..." not in body, "a widget never rendered"
+
+    figures = page.locator(".jupyter-matplotlib-figure canvas")
+    assert figures.count() >= 1, "no live figure (ipympl canvas) rendered"
+    figure = figures.first
+    figure.scroll_into_view_if_needed()
+    before = figure.screenshot()
+    _poke_first_control(page)
+    page.wait_for_timeout(1500)
+    after = figure.screenshot()
+    page.screenshot(path=str(ARTIFACTS / f"{unit}-after-control.png"))
+    assert before != after, "changing a control did not change the figure"
+    page.close()
+
+
+def _run_all_and_wait(page):
+    """Run all cells; done when every code cell shows an execution count ("[12]:").
+
+    The kernel may still be starting when the notebook opens; if nothing has started
+    after a while, run all again (it is idempotent for these notebooks)."""
+    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
+    deadline = time.time() + RUN_TIMEOUT_MS / 1000
+    last_click = 0.0
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    while time.time() < deadline:
+        if any("Traceback" in t or "Error" in t for t in errors.all_inner_texts()):
+            return  # the caller reports the error output
+        texts = [t.strip() for t in prompts.all_inner_texts()]
+        if texts and all(t.startswith("[") and t[1:-2].isdigit() for t in texts):
+            return
+        started = any(t.startswith("[") and (t[1:-2].isdigit() or t[1] == "*") for t in texts)
+        if not started and time.time() - last_click > 20:
+            page.click(".jp-NotebookPanel .jp-Notebook")
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            last_click = time.time()
+        page.wait_for_timeout(1000)
+    pytest.fail("running all cells did not finish in time")
+
+
+def _poke_first_control(page):
+    """Press the first enabled button of the first live widget (a step/Assign button), or
+    nudge its first slider with the keyboard."""
+    widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+    buttons = widget.locator("button.jupyter-button:not([disabled])")
+    if buttons.count():
+        buttons.first.click()
+        return
+    handle = widget.locator(".noUi-handle, .ui-slider-handle").first
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+
+
+def teardown_module():
+    shutil.rmtree(REPO / ".ipynb_checkpoints", ignore_errors=True)

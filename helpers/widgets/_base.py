@@ -62,6 +62,23 @@ def in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _ipympl_keeping_backend():
+    """Import ipympl's canvas without letting it switch pyplot's backend.
+
+    Importing the ``ipympl`` package calls ``matplotlib.use("module://ipympl...")`` when
+    matplotlib is already loaded, so after the first explorer every later ``plt.subplots``
+    in the notebook would become an interactive widget instead of an inline picture.
+    """
+    import matplotlib
+
+    before = matplotlib.rcParams._get_backend_or_none()
+    from ipympl.backend_nbagg import Canvas, FigureManager
+
+    if before is not None and matplotlib.rcParams._get_backend_or_none() != before:
+        matplotlib.use(before)
+    return Canvas, FigureManager
+
+
 class Explorer:
     """Base class: subclasses build ``self.fig`` and ``self.controls`` and call ``_finish``."""
 
@@ -74,8 +91,7 @@ class Explorer:
 
         self.canvas_widget = None
         if in_kernel():
-            from ipympl.backend_nbagg import Canvas, FigureManager
-
+            Canvas, FigureManager = _ipympl_keeping_backend()
             canvas = Canvas(self.fig)
             canvas.header_visible = False
             canvas.toolbar_visible = False

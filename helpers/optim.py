@@ -31,7 +31,8 @@ eps=epsilon)``. ``weight_decay`` is torch's coupled L2 penalty (``dw + weight_de
 what AlexNet's "weight decay 5e-4" means), not AdamW's decoupled decay. An unknown config
 key (``lr`` for ``learning_rate``, say) raises ``ValueError`` rather than being ignored.
 
-Beyond the rules: :func:`lbfgs` (two-loop recursion + strong-Wolfe line search
+Beyond the rules: :func:`run_rule` (iterate a rule on a function, as the optimiser race
+does), :func:`lbfgs` (two-loop recursion + strong-Wolfe line search
 :func:`wolfe_line_search`), :class:`StepOnPlateau` / :func:`step_on_plateau` (AlexNet's
 "divide the learning rate by 10 when validation accuracy plateaus", as
 ``torch.optim.lr_scheduler.ReduceLROnPlateau``), :func:`make_logreg_problem` (softmax
@@ -66,6 +67,7 @@ __all__ = [
     "LogRegProblem",
     "StepOnPlateau",
     "Surface",
+    "Trajectory",
     "adam",
     "beale",
     "ill_conditioned_quadratic",
@@ -75,6 +77,7 @@ __all__ = [
     "nesterov",
     "rmsprop",
     "rosenbrock",
+    "run_rule",
     "saddle",
     "sgd",
     "sgd_momentum",
@@ -310,6 +313,93 @@ def adam(w, dw, config=None):
     else:
         mb, vb = m, v
     return w - config["learning_rate"] * mb / (np.sqrt(vb) + config["epsilon"]), config
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What :func:`run_rule` returns: the iterates of one update rule and f along them.
+
+    Attributes
+    ----------
+    path : ndarray (n_steps + 1, d)
+        The start point and every iterate (all finite).
+    fun_path : ndarray (n_steps + 1,)
+        ``f`` at each row of ``path``.
+    n_steps : int
+        Steps taken: the number asked for, or fewer when the run diverged.
+    diverged : bool
+        True when the next iterate (or ``f`` there) was not finite; the run stopped
+        before it, so ``path`` holds only the finite part.
+    """
+
+    path: np.ndarray
+    fun_path: np.ndarray
+    n_steps: int
+    diverged: bool
+
+
+def run_rule(rule, f_and_grad, x0, config=None, *, steps=100) -> Trajectory:
+    """Iterate an update rule from ``x0``: ``x_next, config = rule(x, grad f(x), config)``.
+
+    The loop every comparison of first-order methods runs (the optimiser race widget,
+    the notebook's exercises): one call of ``f_and_grad`` per step, whose gradient feeds
+    the rule and whose value is recorded.
+
+    Parameters
+    ----------
+    rule : callable
+        An update rule with the signature of :func:`sgd` (``sgd``, ``adam``, ... or a
+        student's own).
+    f_and_grad : callable
+        ``f_and_grad(x) -> (f, g)``, e.g. ``rosenbrock.f_and_grad``.
+    x0 : array_like, shape (d,)
+        Start point.
+    config : dict or None
+        Hyperparameters. The dict is COPIED: the rule's state (velocity, m, v, t) goes
+        into the copy, so one dict can start many runs and each starts afresh.
+    steps : int
+        Number of steps (>= 0).
+
+    Returns
+    -------
+    Trajectory
+        ``.path`` (n_steps + 1, d), ``.fun_path``, ``.n_steps``, ``.diverged``.
+
+    Examples
+    --------
+    >>> from helpers.surfaces import long_valley
+    >>> run = run_rule(sgd, long_valley.f_and_grad, long_valley.start,
+    ...                {"learning_rate": 0.05}, steps=100)
+    >>> run.path.shape, bool(run.fun_path[-1] < 1e-3 * run.fun_path[0])
+    ((101, 2), True)
+    """
+    if not callable(rule):
+        raise TypeError(f"rule must be an update rule (callable), got {type(rule).__name__}")
+    if not callable(f_and_grad):
+        raise TypeError(f"f_and_grad must be callable, got {type(f_and_grad).__name__}")
+    x = check_array(x0, "x0", ndim=1, min_samples=1, shape_hint="(d,)").copy()
+    steps = check_int(steps, "steps", min_value=0)
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
+    config = dict(config) if config else {}
+    f, g = f_and_grad(x)
+    path, fun_path, diverged = [x], [float(f)], False
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        for _ in range(steps):
+            x_next, config = rule(x, g, config)
+            x_next = np.asarray(x_next, dtype=np.float64)
+            if not np.all(np.isfinite(x_next)):
+                diverged = True
+                break
+            f, g = f_and_grad(x_next)
+            if not np.isfinite(f):
+                diverged = True
+                break
+            x = x_next
+            path.append(x)
+            fun_path.append(float(f))
+    return Trajectory(path=np.array(path), fun_path=np.array(fun_path),
+                      n_steps=len(path) - 1, diverged=diverged)
 
 
 # Hyperparameters each rule accepts, with how to check them, and the state it keeps.

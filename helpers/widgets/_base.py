@@ -68,14 +68,19 @@ def _ipympl_keeping_backend():
     Importing the ``ipympl`` package calls ``matplotlib.use("module://ipympl...")`` when
     matplotlib is already loaded, so after the first explorer every later ``plt.subplots``
     in the notebook would become an interactive widget instead of an inline picture.
+    Explorers never use pyplot, so put the backend back (read raw, so that matplotlib's
+    "resolve automatically" sentinel survives too).
     """
     import matplotlib
 
-    before = matplotlib.rcParams._get_backend_or_none()
+    before = dict.__getitem__(matplotlib.rcParams, "backend")
     from ipympl.backend_nbagg import Canvas, FigureManager
 
-    if before is not None and matplotlib.rcParams._get_backend_or_none() != before:
-        matplotlib.use(before)
+    if dict.__getitem__(matplotlib.rcParams, "backend") != before:
+        if isinstance(before, str):
+            matplotlib.use(before)
+        else:
+            dict.__setitem__(matplotlib.rcParams, "backend", before)
     return Canvas, FigureManager
 
 

@@ -1,0 +1,549 @@
+"""OptimizerRace: SGD, momentum, Nesterov, RMSProp, Adam and L-BFGS racing on a 2-D surface.
+
+The animations the slides credit to Alec Radford, rebuilt so a presenter can change them:
+pick a surface (long valley, Rosenbrock, Beale, saddle), click or set a start point, set the
+learning rates, momentum and Adam's betas, then play, pause, step or reset. Every trajectory
+comes from the reference update rules in :mod:`helpers.optim` (through
+:func:`helpers.optim.run_rule`, and :func:`helpers.optim.lbfgs` for L-BFGS); the widget
+only draws them. The trajectories are computed once per parameter change; a frame only
+moves the lines' data (``set_data``) and blits: the contours, axes, ticks and legend are
+drawn once into a saved background, and each frame restores it and draws just the moving
+artists on top (Matplotlib's "faster rendering by using blitting"), several times cheaper
+than redrawing the whole figure, whose tick labels, legend and contours cost the most.
+A parameter change (surface, start, rates...) recomputes the trajectories and redraws all.
+
+Learning rates: the SGD family (SGD, momentum, Nesterov) takes steps of ``lr * gradient``,
+so its rate must suit the size of the gradient (tiny on Rosenbrock, whose gradient is 200
+at the start); RMSProp and Adam take steps of about ``lr`` per coordinate whatever the
+gradient's size. One rate cannot suit both, so there are two controls, ``learning_rate``
+(SGD family) and ``adaptive_lr`` (RMSProp, Adam), with a preset per surface. L-BFGS has no
+learning rate: its line search picks each step (one race step = one L-BFGS iteration,
+which may cost several gradient evaluations; the legend says how many in all).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import ipywidgets as w
+import numpy as np
+
+from helpers import optim
+from helpers._validation import check_float, check_int
+from helpers.surfaces import SURFACES
+from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+
+OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "L-BFGS")
+RULES = {
+    "SGD": optim.sgd,
+    "Momentum": optim.sgd_momentum,
+    "Nesterov": optim.nesterov,
+    "RMSProp": optim.rmsprop,
+    "Adam": optim.adam,
+}
+COLORS = dict(zip(OPTIMIZERS, OKABE_ITO, strict=False))
+RMSPROP_DECAY = 0.99  # torch's default alpha; RMSProp is shown with it, not with beta2
+LBFGS_HISTORY = 10
+MAX_STEPS = 1000
+LOSS_FLOOR = 1e-12  # f - f* below this is drawn on the bottom edge of the log-scale plot
+
+# Rates that make each surface's race worth watching (the SGD family stays stable; the
+# adaptive methods get there or visibly struggle in the default number of steps).
+PRESETS = {
+    "long_valley": {"learning_rate": 0.05, "adaptive_lr": 0.1, "steps": 150},
+    "rosenbrock": {"learning_rate": 1e-3, "adaptive_lr": 0.1, "steps": 300},
+    "beale": {"learning_rate": 1e-3, "adaptive_lr": 0.05, "steps": 300},
+    "saddle": {"learning_rate": 0.05, "adaptive_lr": 0.05, "steps": 150},
+}
+LR_RANGE = (1e-5, 1.0)
+ADAPTIVE_LR_RANGE = (1e-4, 1.0)
+
+
+class OptimizerRace(Explorer):
+    """Race first-order update rules and L-BFGS on one contour plot, with loss vs step.
+
+    Parameters
+    ----------
+    surface : "long_valley", "rosenbrock", "beale" or "saddle"
+        A surface of :data:`helpers.surfaces.SURFACES`.
+    start : (x0, y0) or None
+        Start point inside the surface's plot window (None: the surface's own start).
+        In a kernel, clicking on the contour plot moves it.
+    learning_rate : float or None
+        Rate of SGD, momentum and Nesterov, in [1e-5, 1] (None: the surface's preset).
+    adaptive_lr : float or None
+        Rate of RMSProp and Adam, in [1e-4, 1] (None: the surface's preset).
+    momentum : float
+        Momentum of SGD+momentum and Nesterov, in [0, 0.99].
+    beta1, beta2 : float
+        Adam's decay rates, in [0, 0.99] and [0.9, 0.9999].
+    steps : int or None
+        Steps computed (the play bar's length), 1..1000 (None: the surface's preset).
+    optimizers : iterable of str
+        Which of "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "L-BFGS" to show.
+
+    Attributes
+    ----------
+    paths, losses : dict
+        Optimiser name -> iterates (n + 1, 2) and f along them (n + 1,), computed by
+        :mod:`helpers.optim` (n can be shorter than ``steps``: divergence, or L-BFGS
+        converging).
+    frame : int
+        The step shown (the ``step`` control).
+
+    Examples
+    --------
+    >>> race = OptimizerRace(surface="long_valley", steps=50)
+    >>> race.controls["step"].value = 50            # what the play button does
+    >>> race.frame, race.paths["Adam"].shape
+    (50, (51, 2))
+    >>> fig = OptimizerRace.static(surface="rosenbrock", steps=100)
+    """
+
+    # Blitting draws a frame in a few ms. Matplotlib calls blitting on its web canvases
+    # (which ipympl uses) not fully trusted; set ``OptimizerRace.blit = False`` (or on one
+    # race) to redraw the whole figure every frame instead, if a browser shows stale frames.
+    blit = True
+
+    def __init__(self, surface="rosenbrock", start=None, learning_rate=None, adaptive_lr=None,
+                 momentum=0.9, beta1=0.9, beta2=0.999, steps=None, optimizers=OPTIMIZERS):
+        surf = _check_surface(surface)
+        preset = PRESETS[surface]
+        learning_rate = preset["learning_rate"] if learning_rate is None else learning_rate
+        adaptive_lr = preset["adaptive_lr"] if adaptive_lr is None else adaptive_lr
+        steps = preset["steps"] if steps is None else steps
+        learning_rate = check_float(learning_rate, "learning_rate", min_value=LR_RANGE[0],
+                                    max_value=LR_RANGE[1])
+        adaptive_lr = check_float(adaptive_lr, "adaptive_lr", min_value=ADAPTIVE_LR_RANGE[0],
+                                  max_value=ADAPTIVE_LR_RANGE[1])
+        momentum = check_float(momentum, "momentum", min_value=0.0, max_value=0.99)
+        beta1 = check_float(beta1, "beta1", min_value=0.0, max_value=0.99)
+        beta2 = check_float(beta2, "beta2", min_value=0.9, max_value=0.9999)
+        steps = check_int(steps, "steps", min_value=1, max_value=MAX_STEPS)
+        start = _check_start(start, surf)
+        optimizers = _check_optimizers(optimizers)
+
+        (xlo, xhi), (ylo, yhi) = surf.bounds
+        slider = {"continuous_update": False, "style": {"description_width": "90px"}}
+        self.controls = {
+            "surface": w.Dropdown(options=tuple(SURFACES), value=surface, description="surface",
+                                  style=slider["style"]),
+            "x0": w.FloatSlider(value=start[0], min=xlo, max=xhi, step=0.01,
+                                description="start x", **slider),
+            "y0": w.FloatSlider(value=start[1], min=ylo, max=yhi, step=0.001,
+                                description="start y", readout_format=".3f", **slider),
+            "learning_rate": w.FloatLogSlider(value=learning_rate, base=10,
+                                              min=np.log10(LR_RANGE[0]),
+                                              max=np.log10(LR_RANGE[1]), step=0.1,
+                                              description="lr (SGD fam.)",
+                                              readout_format=".1e", **slider),
+            "adaptive_lr": w.FloatLogSlider(value=adaptive_lr, base=10,
+                                            min=np.log10(ADAPTIVE_LR_RANGE[0]),
+                                            max=np.log10(ADAPTIVE_LR_RANGE[1]), step=0.1,
+                                            description="lr (Adam, RMSP)",
+                                            readout_format=".1e", **slider),
+            "momentum": w.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
+                                      description="momentum", **slider),
+            "beta1": w.FloatSlider(value=beta1, min=0.0, max=0.99, step=0.01,
+                                   description="beta1", **slider),
+            "beta2": w.FloatSlider(value=beta2, min=0.9, max=0.9999, step=0.0001,
+                                   description="beta2", readout_format=".4f", **slider),
+            "steps": w.IntSlider(value=steps, min=1, max=MAX_STEPS, step=1,
+                                 description="steps", **slider),
+            "optimizers": w.SelectMultiple(options=OPTIMIZERS, value=optimizers, rows=6,
+                                           description="show", style=slider["style"]),
+            "step": w.IntSlider(value=0, min=0, max=steps, description="step",
+                                style=slider["style"], continuous_update=True,
+                                layout=w.Layout(width="420px")),
+            "play": w.Play(value=0, min=0, max=steps, step=1, interval=50,
+                           description="play / pause"),
+        }
+        # The Play widget ticks in the browser; linking it to the step slider in Python
+        # means a frame is drawn for every tick, and a test can drive either control.
+        w.link((self.controls["play"], "value"), (self.controls["step"], "value"))
+        self.buttons = {
+            name: w.Button(description=name, layout=w.Layout(width="80px"))
+            for name in ("Step", "Reset")
+        }
+        self.buttons["Step"].on_click(lambda _: self.step())
+        self.buttons["Reset"].on_click(lambda _: self.reset())
+
+        self._quiet = False  # True while one change sets several controls
+        self.controls["surface"].observe(lambda _: self._new_surface(), names="value")
+        for name in ("x0", "y0", "learning_rate", "adaptive_lr", "momentum", "beta1", "beta2",
+                     "steps"):
+            self.controls[name].observe(lambda _: self._changed(), names="value")
+        self.controls["optimizers"].observe(lambda _: self._show_selected(), names="value")
+        self.controls["step"].observe(lambda change: self.show_step(change["new"]),
+                                      names="value")
+
+        self.fig, (self.ax, self.ax_loss) = new_figure((12, 4.8), ncols=2,
+                                                       width_ratios=[1.1, 1], wspace=0.28)
+        self.fig.subplots_adjust(left=0.06, right=0.8)  # room for the legend on the right
+        self.frame = 0
+        self._build_artists()
+        rows = [
+            [self.controls["surface"], self.controls["x0"], self.controls["y0"]],
+            [self.controls["learning_rate"], self.controls["adaptive_lr"],
+             self.controls["steps"]],
+            [self.controls["momentum"], self.controls["beta1"], self.controls["beta2"]],
+            [self.controls["optimizers"], w.VBox([
+                w.HBox([self.controls["play"], *self.buttons.values()]),
+                self.controls["step"],
+            ])],
+        ]
+        self._finish(rows)
+        if self.canvas_widget is not None:
+            self.canvas_widget.mpl_connect("button_press_event", self._on_click)
+        self._background = None
+        self._draw_cid = self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+        self._deferred = True  # no drawing while building: a figure is drawn when it is shown
+        self._draw_surface()
+        self._compute()
+        self.show_step(0)
+        self._deferred = False
+        if self.canvas_widget is not None:
+            self.redraw()
+
+    # ------------------------------------------------------------------ presenter actions
+    def show_step(self, t):
+        """Draw every selected optimiser after ``t`` steps (moves lines in place)."""
+        t = int(min(max(t, 0), self.controls["steps"].value))
+        self.frame = t
+        if self.controls["step"].value != t:
+            self.controls["step"].value = t  # its observer calls back here; that is cheap
+            return
+        for name in OPTIMIZERS:
+            path, loss = self.paths[name], self.losses[name]
+            k = min(t, len(path) - 1)
+            self.lines[name].set_data(path[: k + 1, 0], path[: k + 1, 1])
+            self.heads[name].set_data(path[k : k + 1, 0], path[k : k + 1, 1])
+            self.loss_lines[name].set_data(np.arange(k + 1), self._plotted_loss(loss[: k + 1]))
+        self.step_text.set_text(f"step {t} of {self.controls['steps'].value}")
+        self.status.value = self._status_html(t)
+        self.draw_frame()
+
+    def step(self):
+        """One step forward (the Step button)."""
+        self.show_step(self.frame + 1)
+
+    def reset(self):
+        """Back to step 0 and stop playing (the Reset button); parameters stay."""
+        self.controls["play"].playing = False
+        self.show_step(0)
+
+    def describe(self):
+        c = self.controls
+        return (f"surface={c['surface'].value}, start=({c['x0'].value:g}, {c['y0'].value:g}), "
+                f"step {self.frame} of {c['steps'].value}")
+
+    def final_losses(self) -> dict:
+        """Optimiser name -> f at the last computed iterate."""
+        return {name: float(loss[-1]) for name, loss in self.losses.items()}
+
+    # ------------------------------------------------------------------ static path
+    @classmethod
+    def static(cls, surface="rosenbrock", steps=None, **params):
+        """One figure, no frontend: the race on ``surface`` after ``steps`` steps.
+
+        ``params`` are the constructor's other arguments (start, learning_rate, ...).
+        """
+        race = cls(surface=surface, steps=steps, **params)
+        race._deferred = True  # whoever shows the figure draws it
+        race.show_step(race.controls["steps"].value)
+        race._freeze()
+        return race.fig
+
+    # ------------------------------------------------------------------ drawing frames
+    def draw_frame(self):
+        """Draw the moving artists on the saved background and send it (blitting).
+
+        Falls back to a full :meth:`redraw` when there is no valid background yet (first
+        frame, or after the surface, the window size or the screen's pixel ratio changed).
+        """
+        if self._deferred:
+            return
+        canvas = self.fig.canvas
+        renderer = canvas.get_renderer()
+        if not self.blit or self._background is None or self._background_size != _size(renderer):
+            self.redraw()
+            return
+        canvas.restore_region(self._background)
+        for artist in self._moving():
+            artist.draw(renderer)
+        canvas.blit(self.fig.bbox)
+
+    def redraw(self):
+        """Redraw the whole figure now; the draw saves a fresh background for the frames."""
+        self._background = None
+        self.fig.canvas.draw()
+
+    def _on_draw(self, event):
+        """After every full draw: save the background, then draw the moving artists on it."""
+        canvas = self.fig.canvas
+        if event.renderer is getattr(canvas, "renderer", None):  # not a vector savefig
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            self._background_size = _size(event.renderer)
+        for artist in self._moving():
+            artist.draw(event.renderer)
+
+    def _moving(self):
+        """The artists a frame changes, drawn by blitting (animated: left out of draws)."""
+        for name in OPTIMIZERS:
+            for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
+                if artist.get_visible():
+                    yield artist
+        yield self.step_text
+
+    def _freeze(self):
+        """Make the figure an ordinary one (no blitting): what ``static`` returns."""
+        self.fig.canvas.mpl_disconnect(self._draw_cid)
+        for artist in self._moving():
+            artist.set_animated(False)
+        for name in OPTIMIZERS:  # hidden ones too, in case someone shows them later
+            for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
+                artist.set_animated(False)
+
+    # ------------------------------------------------------------------ computing
+    def configs(self) -> dict:
+        """The hyperparameters each update rule gets, from the controls."""
+        c = self.controls
+        lr, alr, mu = c["learning_rate"].value, c["adaptive_lr"].value, c["momentum"].value
+        return {
+            "SGD": {"learning_rate": lr},
+            "Momentum": {"learning_rate": lr, "momentum": mu},
+            "Nesterov": {"learning_rate": lr, "momentum": mu},
+            "RMSProp": {"learning_rate": alr, "decay_rate": RMSPROP_DECAY},
+            "Adam": {"learning_rate": alr, "beta1": c["beta1"].value,
+                     "beta2": c["beta2"].value},
+        }
+
+    def _compute(self):
+        """Run every optimiser for ``steps`` steps with the reference implementations."""
+        self._background = None  # the legend and the loss axis change
+        c = self.controls
+        surf, steps = self._surface, c["steps"].value
+        x0 = np.array([c["x0"].value, c["y0"].value])
+        self.paths, self.losses, self.diverged = {}, {}, {}
+        for name, config in self.configs().items():
+            run = optim.run_rule(RULES[name], surf.f_and_grad, x0, config, steps=steps)
+            self.paths[name], self.losses[name] = run.path, run.fun_path
+            self.diverged[name] = run.n_steps if run.diverged else None
+        # L-BFGS on an unbounded surface (the saddle) extrapolates until it overflows:
+        # that is what it does, so the numbers' warnings are not worth a traceback.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            res = optim.lbfgs(surf.f_and_grad, x0, history=LBFGS_HISTORY, max_iter=steps,
+                              tol=1e-10)
+        finite = np.all(np.isfinite(res.path), axis=1) & np.isfinite(res.fun_path)
+        n = len(finite) if finite.all() else int(np.argmin(finite))
+        self.paths["L-BFGS"], self.losses["L-BFGS"] = res.path[:n], res.fun_path[:n]
+        self.diverged["L-BFGS"] = None if finite.all() else n - 1
+        self.lbfgs_evals = res.n_evals
+        self.lines["L-BFGS"].set_label(f"L-BFGS ({res.n_iter} it., {res.n_evals} evals)")
+        self._legend()
+        self._scale_loss_axis()
+
+    def _plotted_loss(self, loss):
+        if self._surface.min_value is None:
+            return loss
+        return np.maximum(loss - self._surface.min_value, LOSS_FLOOR)
+
+    def _scale_loss_axis(self):
+        ax, surf = self.ax_loss, self._surface
+        ax.set_xlim(0, max(self.controls["steps"].value, 1))
+        if surf.min_value is None:  # the saddle: f itself, over the range of the window
+            ax.set_ylim(float(self._Z.min()), float(self._Z.max()))
+            return
+        shown = np.concatenate([self._plotted_loss(v) for v in self.losses.values()])
+        first = float(self._plotted_loss(self.losses["SGD"][:1])[0])  # f(start) - f*
+        bottom = max(float(np.min(shown)) / 3.0, LOSS_FLOOR / 3.0)
+        ax.set_ylim(bottom, max(10.0 * first, 100.0 * bottom))
+
+    # ------------------------------------------------------------------ controls
+    @property
+    def _surface(self):
+        return SURFACES[self.controls["surface"].value]
+
+    def _changed(self):
+        if self._quiet:
+            return
+        self._compute()
+        self._set_play_range()
+        self.show_step(0)
+
+    def _new_surface(self):
+        """A new surface: its window, its start point, its preset rates; back to step 0."""
+        surf, c = self._surface, self.controls
+        preset = PRESETS[surf.name]
+        (xlo, xhi), (ylo, yhi) = surf.bounds
+        self._quiet = True
+        try:
+            # Widen before moving the value, so the slider never clamps the new start.
+            c["x0"].min, c["x0"].max = min(xlo, c["x0"].min), max(xhi, c["x0"].max)
+            c["y0"].min, c["y0"].max = min(ylo, c["y0"].min), max(yhi, c["y0"].max)
+            c["x0"].value, c["y0"].value = surf.start
+            c["x0"].min, c["x0"].max, c["y0"].min, c["y0"].max = xlo, xhi, ylo, yhi
+            for name in ("learning_rate", "adaptive_lr", "steps"):
+                c[name].value = preset[name]
+        finally:
+            self._quiet = False
+        self._draw_surface()
+        self._compute()
+        self._set_play_range()
+        self.show_step(0)
+
+    def _set_play_range(self):
+        n = self.controls["steps"].value
+        self.controls["play"].playing = False
+        for name in ("play", "step"):
+            ctl = self.controls[name]
+            if ctl.value > n:
+                ctl.value = 0
+            ctl.max = n
+
+    def _show_selected(self):
+        self._show_selected_silently()
+        self._legend()
+        self.status.value = self._status_html(self.frame)
+        self.redraw()
+
+    def _on_click(self, event):
+        """A click on the contour plot moves the start point there and restarts the race."""
+        if event.inaxes is not self.ax or event.xdata is None or event.ydata is None:
+            return
+        c = self.controls
+        x = min(max(float(event.xdata), c["x0"].min), c["x0"].max)
+        y = min(max(float(event.ydata), c["y0"].min), c["y0"].max)
+        self._quiet = True
+        try:
+            c["x0"].value, c["y0"].value = x, y
+        finally:
+            self._quiet = False
+        self._changed()
+
+    # ------------------------------------------------------------------ drawing
+    def _build_artists(self):
+        ax, al = self.ax, self.ax_loss
+        self.lines, self.heads, self.loss_lines = {}, {}, {}
+        for name in OPTIMIZERS:
+            color = COLORS[name]
+            (self.lines[name],) = ax.plot([], [], "-", color=color, lw=2, label=name, zorder=3,
+                                          animated=True)
+            (self.heads[name],) = ax.plot([], [], "o", color=color, ms=7, mec="black",
+                                          mew=0.8, zorder=4, animated=True)
+            (self.loss_lines[name],) = al.plot([], [], "-", color=color, lw=2, label=name,
+                                               animated=True)
+        (self.start_mark,) = ax.plot([], [], "X", color="black", ms=10, zorder=5,
+                                     label="start")
+        (self.min_mark,) = ax.plot([], [], "*", color="black", ms=14, zorder=5,
+                                   label="minimum")
+        self.step_text = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right",
+                                 va="bottom", fontsize=11, zorder=6, animated=True,
+                                 bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
+        self.contours = None
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        al.set_xlabel("step")
+        al.set_title("Loss per step")
+        self._show_selected_silently()
+
+    def _legend(self):
+        shown = [self.lines[n] for n in OPTIMIZERS if n in self.controls["optimizers"].value]
+        handles = [*shown, self.start_mark]
+        if self.min_mark.get_visible():
+            handles.append(self.min_mark)
+        # Outside the axes: the moving lines are drawn last, so they would cross it.
+        self.ax_loss.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                            fontsize=9, frameon=False)
+
+    def _show_selected_silently(self):
+        shown = set(self.controls["optimizers"].value)
+        for name in OPTIMIZERS:
+            for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
+                artist.set_visible(name in shown)
+
+    def _draw_surface(self):
+        """Contours of the surface (log-spaced levels where it has a minimum)."""
+        self._background = None
+        surf, ax = self._surface, self.ax
+        X, Y, Z = surf.grid(160)
+        self._Z = Z
+        if self.contours is not None:
+            self.contours.remove()
+        if surf.min_value is not None:
+            gap = Z - surf.min_value
+            lo = max(float(np.min(gap[gap > 0])), float(gap.max()) * 1e-7)
+            levels = surf.min_value + np.logspace(np.log10(lo), np.log10(gap.max()), 24)
+        else:
+            levels = np.linspace(Z.min(), Z.max(), 24)
+        self.contours = ax.contour(X, Y, Z, levels=levels, cmap="Greys_r", linewidths=0.7,
+                                   alpha=0.8, zorder=1)
+        (x0, x1), (y0, y1) = surf.bounds
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        x_start, y_start = self.controls["x0"].value, self.controls["y0"].value
+        self.start_mark.set_data([x_start], [y_start])
+        if surf.minimum is not None:
+            self.min_mark.set_data([surf.minimum[0]], [surf.minimum[1]])
+            self.min_mark.set_visible(True)
+        else:
+            self.min_mark.set_visible(False)
+        al = self.ax_loss
+        if surf.min_value is None:
+            al.set_yscale("linear")
+            al.set_ylabel("f(w)  (no minimum: unbounded below)")
+        else:
+            al.set_yscale("log")
+            al.set_ylabel("f(w) − f*  (log scale)")
+        ax.set_title(f"{surf.name}: {surf.formula}", fontsize=11)
+
+    def _status_html(self, t):
+        shown = [n for n in OPTIMIZERS if n in self.controls["optimizers"].value]
+        cells = []
+        for name in shown:
+            loss = self.losses[name]
+            k = min(t, len(loss) - 1)
+            note = ""
+            if self.diverged[name] is not None and t > self.diverged[name]:
+                note = " (diverged)"
+            elif name == "L-BFGS" and k < t:
+                note = " (stopped)"
+            cells.append(f"<span style='color:{COLORS[name]}'>&#9679;</span> "
+                         f"{name}: f = {loss[k]:.3g}{note}")
+        return f"<b>step {t}</b> &nbsp; " + " &nbsp;|&nbsp; ".join(cells)
+
+
+def _size(renderer):
+    return (renderer.width, renderer.height)
+
+
+def _check_surface(surface):
+    if not isinstance(surface, str) or surface not in SURFACES:
+        raise ValueError(f"surface must be one of {', '.join(SURFACES)}; got {surface!r}")
+    return SURFACES[surface]
+
+
+def _check_start(start, surf):
+    if start is None:
+        return surf.start
+    try:
+        x, y = (float(v) for v in start)
+    except (TypeError, ValueError):
+        raise ValueError(f"start must be a pair (x0, y0) of numbers, got {start!r}") from None
+    (xlo, xhi), (ylo, yhi) = surf.bounds
+    if not (xlo <= x <= xhi and ylo <= y <= yhi):
+        raise ValueError(f"start must lie in the plot window of {surf.name}, x in "
+                         f"[{xlo:g}, {xhi:g}] and y in [{ylo:g}, {yhi:g}]; got {start!r}")
+    return (x, y)
+
+
+def _check_optimizers(optimizers):
+    if isinstance(optimizers, str):
+        optimizers = (optimizers,)
+    optimizers = tuple(optimizers)
+    unknown = [o for o in optimizers if o not in OPTIMIZERS]
+    if unknown:
+        raise ValueError(f"optimizers must be chosen from {', '.join(OPTIMIZERS)}; "
+                         f"got {unknown}")
+    return optimizers

@@ -281,6 +281,8 @@ class OptimizerRace(Explorer):
     def _on_draw(self, event):
         """After every full draw: save the background, then draw the moving artists on it."""
         canvas = self.fig.canvas
+        if canvas.is_saving():  # savefig draws animated artists itself (and at its own dpi)
+            return
         if event.renderer is getattr(canvas, "renderer", None):  # not a vector savefig
             self._background = canvas.copy_from_bbox(self.fig.bbox)
             self._background_size = _size(event.renderer)

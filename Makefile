@@ -12,13 +12,15 @@ UNITS := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 # nbgrader shells out to the venv's `alembic`; keep the venv's bin first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv lab demo test lint pytest release bench clean browser test-browser
+.PHONY: help venv lab demo test lint pytest release bench clean sandbox grade browser test-browser
 
 help:
 	@echo "make lab      start JupyterLab on notebooks/ (installs on first use)"
 	@echo "make test     lint + the whole test suite"
 	@echo "make release  regenerate notebooks/ from solutions/ with nbgrader"
 	@echo "make bench    speed/memory benchmarks (not tests)"
+	@echo "make grade ASSIGNMENT=01-kmeans SUBMISSIONS=path/   autograde a class (sandboxed)"
+	@echo "make sandbox  install bubblewrap, the grading sandbox (as root; warns otherwise)"
 	@echo "make test-browser  JupyterLab in headless Chromium (screenshots in test-artifacts/)"
 
 venv: $(STAMP)
@@ -31,11 +33,18 @@ $(STAMP): pyproject.toml
 	    --display-name "Python 3 (Day 6 workshop)" >/dev/null
 	touch $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ALLOW_ROOT)
+
+# Presenter set-up: large fonts, all cells rendered, every unit's kernel warmed up.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --port=$(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check helpers grading tests benchmarks
+	$(BIN)/ruff check helpers grading tests benchmarks scripts
 
 pytest: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --durations=15 -m "not browser"
@@ -51,7 +60,7 @@ browser:
 test-browser: $(STAMP) browser
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests/browser -m browser -rs
 
-test: lint pytest
+test: sandbox lint pytest
 
 release: $(STAMP)
 	cd grading && for u in $(UNITS); do nbgrader generate_assignment $$u --force || exit 1; done
@@ -61,3 +70,29 @@ bench: $(STAMP)
 
 clean:
 	rm -rf grading/work .pytest_cache .ruff_cache
+
+# The grading sandbox (bubblewrap, from Debian). Never fails: without it grading still works,
+# unprotected, and says so loudly.
+sandbox:
+	@if command -v bwrap >/dev/null 2>&1; then \
+	    echo "sandbox: $$(bwrap --version) found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
+	    >/dev/null 2>&1; then \
+	    echo "sandbox: installed $$(bwrap --version)"; \
+	else \
+	    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	    echo "!! WARNING: bubblewrap (bwrap) is missing and could not be installed (needs"; \
+	    echo "!! root and apt-get). Grading will run UNPROTECTED: student code could read the"; \
+	    echo "!! gradebook and other submissions. Install it: sudo apt-get install bubblewrap"; \
+	    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	fi
+
+ASSIGNMENT ?=
+SUBMISSIONS ?=
+GRADE_ARGS ?=
+grade: $(STAMP) sandbox
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || \
+	    { echo "usage: make grade ASSIGNMENT=01-kmeans SUBMISSIONS=path/ [GRADE_ARGS=--jobs 4]"; exit 2; }
+	MPLBACKEND=Agg $(BIN)/python -m grading grade --assignment $(ASSIGNMENT) \
+	    --submissions $(SUBMISSIONS) $(GRADE_ARGS)

@@ -6,10 +6,13 @@ in ``notebooks/``; everything an instructor collects and produces (submissions, 
 copies, feedback, the gradebook) stays in the git-ignored ``grading/work/``.
 """
 
+import sys
 from pathlib import Path
 
 GRADING = Path(__file__).resolve().parent
 ROOT = GRADING.parent
+if str(ROOT) not in sys.path:  # the protections below live in the `grading` package
+    sys.path.insert(0, str(ROOT))
 WORK = GRADING / "work"
 WORK.mkdir(exist_ok=True)  # the gradebook lives here; sqlite will not create the folder
 
@@ -32,5 +35,56 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Hidden tests stay out of the release; a deleted test cell is put back at autograde.
 c.ClearHiddenTests.enforce_metadata = True
-c.Execute.timeout = 120
-c.Execute.interrupt_on_timeout = True
+
+# ---------------------------------------------------------------------------- protections
+# Everything below also holds for a plain `nbgrader autograde` run from this folder.
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+
+from grading.execute import GuardedExecute  # noqa: E402
+from grading.verdicts import (  # noqa: E402
+    Deduplicate,
+    HideHiddenTests,
+    InspectSubmission,
+    TrustedVerdicts,
+)
+
+# Sanitize: note what the student changed in the instructor's cells, then let nbgrader put
+# the test cells (and deleted ones: add_missing_cells) back from the gradebook.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, InspectSubmission, Deduplicate, OverwriteKernelspec, OverwriteCells,
+    CheckCellMetadata,
+]
+c.OverwriteCells.add_missing_cells = True
+# Autograde: run in the sandbox with limits (grading/sandbox.py, grading/execute.py), then
+# judge every test cell again outside the kernel (grading/verdicts.py) before nbgrader saves
+# the scores.
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, TrustedVerdicts, LimitOutput,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+c.GuardedExecute.timeout = 120            # seconds per cell
+c.GuardedExecute.notebook_timeout = 900   # seconds per notebook
+c.GuardedExecute.interrupt_on_timeout = True
+c.GuardedExecute.max_cell_output = 1_000_000      # characters of text per cell
+c.GuardedExecute.max_notebook_output = 10_000_000
+c.SandboxKernelManager.memory_mb = 6144   # address space per kernel process
+c.SandboxKernelManager.max_processes = 128
+c.LimitOutput.max_lines = 1000
+# Feedback: the students' copy never shows hidden test code or the recorded answers.
+c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# `nbgrader zip_collect` (LMS downloads): files named <student>_<anything>_<notebook>.ipynb
+# (the regexp is matched against the full path of each extracted file).
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:[^/]*_)?(?P<file_id>[A-Za-z0-9\-]+\.ipynb)$"
+)

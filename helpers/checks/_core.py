@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -174,29 +176,60 @@ def _jsonable(value):
     return value
 
 
+MAX_RECORD_ELEMENTS = 50_000_000  # a recorded answer larger than this is refused when decoded
+
+
 def encode(value):
-    """JSON form of an answer: arrays keep dtype and shape; floats round-trip exactly."""
+    """JSON form of an answer, exact: numeric arrays keep dtype, shape and every bit (base64 of
+    the raw bytes, so NaN and infinities survive JSON); floats round-trip exactly."""
     if isinstance(value, np.ndarray | np.generic):
         arr = np.asarray(value)
         if arr.dtype.kind in "biuf":
-            return {"__array__": arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}
+            arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
+            return {"__b64array__": base64.b64encode(arr.tobytes()).decode("ascii"),
+                    "dtype": arr.dtype.str, "shape": list(arr.shape)}
         return {"__repr__": repr(value)}
     if isinstance(value, tuple | list):
         return {"__seq__": [encode(v) for v in value], "tuple": isinstance(value, tuple)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     if hasattr(value, "__array__"):  # a torch tensor, say
-        return encode(np.asarray(value))
+        try:
+            return encode(np.asarray(value))
+        except Exception:  # noqa: BLE001 - whatever it is, judge it by its repr
+            return {"__repr__": repr(value)}
     return {"__repr__": repr(value)}
 
 
-def decode(value):
+def decode(value, _depth=0):
+    """Inverse of ``encode``. Runs in the grader on data the student's kernel produced, so it
+    accepts only numeric dtypes, checks sizes, and never evaluates anything."""
+    if _depth > 50:
+        raise ValueError("recorded answer nested too deeply")
     if isinstance(value, dict):
-        if "__array__" in value:
-            return np.array(value["__array__"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+        if "__b64array__" in value or "__array__" in value:
+            dtype = np.dtype(str(value["dtype"]))
+            if dtype.kind not in "biuf" or dtype.itemsize > 16:
+                raise ValueError(f"recorded array has a non-numeric dtype {dtype}")
+            shape = tuple(int(n) for n in value["shape"])
+            if any(n < 0 for n in shape) or math.prod(shape) > MAX_RECORD_ELEMENTS:
+                raise ValueError(f"recorded array has an invalid shape {shape}")
+            if "__b64array__" in value:
+                raw = base64.b64decode(value["__b64array__"], validate=True)
+                if len(raw) != math.prod(shape) * dtype.itemsize:
+                    raise ValueError("recorded array bytes do not match its shape")
+                return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+            return np.array(value["__array__"], dtype=dtype).reshape(shape)
         if "__seq__" in value:
-            items = [decode(v) for v in value["__seq__"]]
+            items = [decode(v, _depth + 1) for v in value["__seq__"]]
             return tuple(items) if value.get("tuple") else items
+        if "__float__" in value:
+            return float(value["__float__"])
         if "__repr__" in value:
-            return value["__repr__"]
+            return str(value["__repr__"])
+        raise ValueError("unknown recorded value")
+    if isinstance(value, list):
+        raise ValueError("recorded lists must be encoded as sequences")
     return value

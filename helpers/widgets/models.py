@@ -1,0 +1,348 @@
+"""ArchitectureExplorer: where the parameters and the multiply-adds of a CNN live.
+
+Pick a model to see its per-layer table (``helpers.models.summary``) and two bar charts,
+parameters and multiply-adds per layer or per block; or switch to the compare view, which
+puts AlexNet, GoogLeNet and the ResNets side by side with the ratios the slides quote
+("12x fewer params, 2x more compute") computed from the models.
+
+Summaries are computed on the ``meta`` device (shapes only, no weights) and cached, so
+switching models costs a redraw, not a forward pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+
+import ipywidgets as w
+import numpy as np
+from matplotlib.collections import PolyCollection
+
+from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+
+# Display name -> (builder name, keyword arguments, input shape (C, H, W)).
+MODELS = {
+    "LeNet-5": ("lenet5", {}, (1, 32, 32)),
+    "AlexNet": ("alexnet", {}, (3, 227, 227)),
+    "AlexNet (2 towers)": ("alexnet", {"two_tower": True}, (3, 227, 227)),
+    "GoogLeNet": ("googlenet", {}, (3, 224, 224)),
+    "ResNet-18": ("resnet", {"depth": 18}, (3, 224, 224)),
+    "ResNet-34": ("resnet", {"depth": 34}, (3, 224, 224)),
+    "ResNet-50": ("resnet", {"depth": 50}, (3, 224, 224)),
+    "ResNet-101": ("resnet", {"depth": 101}, (3, 224, 224)),
+    "ResNet-152": ("resnet", {"depth": 152}, (3, 224, 224)),
+}
+COMPARED = ("AlexNet", "AlexNet (2 towers)", "GoogLeNet", "ResNet-18", "ResNet-34",
+            "ResNet-50", "ResNet-101", "ResNet-152")
+VIEWS = ("layers", "compare")
+GROUPS = ("layer", "block")
+SCALES = ("linear", "log")
+MAX_LABELS = 40  # more bars than this: label every k-th so the names stay readable
+
+# What the GoogLeNet paper and the slides claim against AlexNet.
+PAPER_PARAMS_RATIO = 12.0
+PAPER_COMPUTE_RATIO = 2.0
+
+_KIND_COLORS = {"Conv2d": OKABE_ITO[0], "Linear": OKABE_ITO[1], "block": OKABE_ITO[2]}
+_FAMILY_COLORS = {"AlexNet": OKABE_ITO[1], "GoogLeNet": OKABE_ITO[2], "ResNet": OKABE_ITO[0],
+                  "LeNet": OKABE_ITO[3]}
+
+
+@functools.cache
+def model_summary(name: str):
+    """``helpers.models.summary`` of the model called ``name`` (see ``MODELS``), cached.
+
+    The model is built on the meta device, so even ResNet-152 costs no memory.
+
+    Examples
+    --------
+    >>> model_summary("AlexNet")["conv1"].output_shape
+    (96, 55, 55)
+    """
+    import torch
+
+    from helpers import models
+
+    builder, kwargs, shape = MODELS[canonical_name(name)]
+    with torch.device("meta"):
+        model = getattr(models, builder)(**kwargs)
+    return models.summary(model, shape)
+
+
+def canonical_name(name) -> str:
+    """"resnet50", "ResNet 50", "resnet-50" -> "ResNet-50"; raises naming ``model``."""
+    def key(s):
+        return "".join(ch for ch in str(s).lower() if ch.isalnum())
+
+    for known in MODELS:
+        if key(known) == key(name):
+            return known
+    raise ValueError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+
+
+def bars(summary, group: str = "layer"):
+    """(names, kinds, params, macs) for the bar charts of one summary.
+
+    ``group="layer"``: every layer with parameters or multiply-adds (convs and linear
+    layers; batch norms are folded into nothing: their parameters are listed in the
+    table but they do no multiply-adds and hold under 1% of the parameters).
+    ``group="block"``: the rows added up per block: a residual block ("conv3_x.1"), an
+    inception module ("inception4a"), or a top-level layer ("conv1", "fc").
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}; got {group!r}")
+    names, kinds, params, macs = [], [], [], []
+    for row in summary.rows:
+        if not (row.params or row.macs):
+            continue
+        if group == "layer":
+            if row.kind not in ("Conv2d", "Linear"):
+                continue
+            names.append(row.name)
+            kinds.append(row.kind)
+            params.append(row.params)
+            macs.append(row.macs)
+            continue
+        key = _block_of(row.name)
+        if names and names[-1] == key:
+            params[-1] += row.params
+            macs[-1] += row.macs
+            kinds[-1] = "block" if kinds[-1] != row.kind else row.kind
+        else:
+            names.append(key)
+            kinds.append(row.kind if key == row.name else "block")
+            params.append(row.params)
+            macs.append(row.macs)
+    return names, kinds, np.array(params, dtype=float), np.array(macs, dtype=float)
+
+
+def compare_table(names=COMPARED):
+    """Rows (name, params, macs) for the compare view, from the cached summaries."""
+    return [(n, model_summary(n).params, model_summary(n).macs) for n in names]
+
+
+def googlenet_vs_alexnet():
+    """The slides' "12x fewer params, 2x more compute", computed: a dict with the ratios
+    against the paper's two-tower AlexNet and against the slides' one-tower version."""
+    g = model_summary("GoogLeNet")
+    out = {}
+    for label, name in (("two_tower", "AlexNet (2 towers)"), ("one_tower", "AlexNet")):
+        a = model_summary(name)
+        out[label] = {"fewer_params": a.params / g.params, "more_compute": g.macs / a.macs}
+    return out
+
+
+class ArchitectureExplorer(Explorer):
+    """Per-layer parameters and multiply-adds of the case-study CNNs, or all side by side.
+
+    Parameters
+    ----------
+    model : str
+        One of ``MODELS``: "LeNet-5", "AlexNet", "AlexNet (2 towers)", "GoogLeNet",
+        "ResNet-18", "ResNet-34", "ResNet-50", "ResNet-101", "ResNet-152" (case and
+        punctuation do not matter: "resnet50" works).
+    view : {"layers", "compare"}
+        One model's layers, or the ImageNet models side by side.
+    group : {"layer", "block"}
+        Bars per conv/linear layer, or per block (residual block, inception module).
+    scale : {"linear", "log"}
+        Bar length scale. Linear shows where the bulk is (AlexNet's fc6); log shows the
+        small layers too.
+
+    Examples
+    --------
+    >>> ex = ArchitectureExplorer(model="AlexNet")
+    >>> ex.names[:2], int(ex.param_bars[0])       # conv1: (11*11*3)*96 + 96
+    (['conv1', 'conv2'], 34944)
+    >>> ex.controls["model"].value = "ResNet-50"  # redraws in place
+    >>> ex.controls["view"].value = "compare"
+    >>> ex.names[:3]
+    ['AlexNet', 'AlexNet (2 towers)', 'GoogLeNet']
+    """
+
+    def __init__(self, model="AlexNet", view="layers", group="layer", scale="linear"):
+        model = canonical_name(model)
+        _check_option(view, "view", VIEWS)
+        _check_option(group, "group", GROUPS)
+        _check_option(scale, "scale", SCALES)
+        self.controls = {
+            "model": w.Dropdown(options=list(MODELS), value=model, description="model"),
+            "view": w.ToggleButtons(options=VIEWS, value=view, description="view"),
+            "group": w.ToggleButtons(options=GROUPS, value=group, description="bars per"),
+            "scale": w.ToggleButtons(options=SCALES, value=scale, description="scale"),
+        }
+        for control in self.controls.values():
+            control.observe(lambda _: self.update(), names="value")
+            if isinstance(control, w.ToggleButtons):
+                control.style.button_width = "80px"
+
+        self.fig, (self.ax_params, self.ax_macs) = new_figure((11, 6), ncols=2, wspace=0.08)
+        self.fig.subplots_adjust(left=0.2, right=0.97, bottom=0.1, top=0.86)
+        self.ax_macs.sharey(self.ax_params)
+        self.ax_macs.tick_params(labelleft=False)
+        self._artists = []
+        self.table = w.HTML(layout=w.Layout(max_height="320px", overflow="auto"))
+        rows = [[self.controls["model"], self.controls["view"]],
+                [self.controls["group"], self.controls["scale"]]]
+        self._finish(rows)
+        self.widget.children = (*self.widget.children, self.table)
+        self.update()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def summary(self):
+        """The summary of the selected model (cached)."""
+        return model_summary(self.controls["model"].value)
+
+    def update(self):
+        """Recompute the bars for the current controls and redraw the figure in place."""
+        c = self.controls
+        if c["view"].value == "compare":
+            rows = compare_table()
+            self.names = [r[0] for r in rows]
+            self.kinds = [_family(n) for n in self.names]
+            self.param_bars = np.array([r[1] for r in rows], dtype=float)
+            self.mac_bars = np.array([r[2] for r in rows], dtype=float)
+            self.table.value = _compare_html(rows)
+        else:
+            s = self.summary
+            self.names, self.kinds, self.param_bars, self.mac_bars = bars(s, c["group"].value)
+            self.table.value = s._repr_html_()
+        self._draw()
+
+    def describe(self):
+        c = self.controls
+        if c["view"].value == "compare":
+            return "compare: " + self._compare_title()
+        s = self.summary
+        return (f"{c['model'].value}: {s.params:,} parameters, {s.macs:,} multiply-adds "
+                f"per image")
+
+    # ------------------------------------------------------------------ static path
+    @classmethod
+    def static(cls, model="AlexNet", view="layers", group="layer", scale="linear"):
+        """One figure, no frontend: the bar charts for these settings."""
+        return cls(model=model, view=view, group=group, scale=scale).fig
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self):
+        c = self.controls
+        compare = c["view"].value == "compare"
+        for artist in self._artists:
+            artist.remove()
+        self._artists = []
+        y = np.arange(len(self.names))
+        palette = _FAMILY_COLORS if compare else _KIND_COLORS
+        colors = [palette.get(k, OKABE_ITO[4]) for k in self.kinds]
+        unit_p, scale_p = ("M", 1e6) if compare or self.param_bars.max() >= 1e6 else ("K", 1e3)
+        unit_m, scale_m = ("G", 1e9) if compare or self.mac_bars.max() >= 1e9 else ("M", 1e6)
+        log = c["scale"].value == "log"
+        self.bar_collections = {}
+        for key, ax, values, scale, unit, what in (
+                ("params", self.ax_params, self.param_bars, scale_p, unit_p, "parameters"),
+                ("macs", self.ax_macs, self.mac_bars, scale_m, unit_m,
+                 "multiply-adds per image")):
+            ax.set_xscale("log" if log else "linear")
+            shown = values / scale
+            if log:  # a bar of 0 has no place on a log axis: draw it as nothing
+                shown = np.where(shown > 0, shown, np.nan)
+            positive = shown[np.isfinite(shown) & (shown > 0)]
+            top = positive.max() if positive.size else 1.0
+            if log:
+                low = positive.min() / 2 if positive.size else 0.1
+                ax.set_xlim(low, top * (4 if compare or len(y) <= 20 else 1.5))
+            else:
+                low = 0.0
+                ax.set_xlim(0, top * (1.3 if compare or len(y) <= 20 else 1.05))
+            # one PolyCollection rather than a Rectangle per bar: ResNet-152 has 156 bars,
+            # and adding patches one by one is most of a redraw's cost
+            keep = np.isfinite(shown)
+            verts = [[(low, yi - 0.375), (v, yi - 0.375), (v, yi + 0.375), (low, yi + 0.375)]
+                     for yi, v in zip(y[keep], shown[keep])]
+            bars_ = PolyCollection(verts, facecolors=np.array(colors, dtype=object)[keep]
+                                   if len(colors) else [], edgecolors="none")
+            ax.add_collection(bars_)
+            self._artists.append(bars_)
+            self.bar_collections[key] = bars_
+            ax.set_xlabel(f"{what} ({unit})" if unit else what)
+            if compare or len(y) <= 20:
+                for yi, v, raw in zip(y, shown, values):
+                    if np.isfinite(v):
+                        self._artists.append(ax.text(v, yi, f" {_human(raw)}", va="center",
+                                                     fontsize=8))
+        step = max(1, int(np.ceil(len(y) / MAX_LABELS)))
+        self.ax_params.set_yticks(y[::step], [self.names[i] for i in y[::step]],
+                                  fontsize=8 if len(y) > 20 else 9)
+        self.ax_params.set_ylim(len(y) - 0.5, -0.5)  # first layer on top
+        self.ax_params.set_ylabel("model" if compare else
+                                  ("block" if c["group"].value == "block" else "layer")
+                                  + (f" (1 in {step} labelled)" if step > 1 else ""))
+        if compare:
+            self.ax_params.set_title("Parameters")
+            self.ax_macs.set_title("Multiply-adds per image")
+            self.fig.suptitle(self._compare_title(), fontsize=11)
+        else:
+            s = self.summary
+            name = c["model"].value
+            self.ax_params.set_title(f"Parameters: {s.params:,} in all")
+            self.ax_macs.set_title(f"Multiply-adds: {_human(s.macs)} per image")
+            self.fig.suptitle(f"{name}, input {_fmt_chw(s.input_shape)}: where the "
+                              f"parameters and the compute are", fontsize=11)
+        self.status.value = f"<b>{html.escape(self.describe())}</b>"
+        self.redraw()
+
+    def _compare_title(self):
+        r = googlenet_vs_alexnet()["two_tower"]
+        return (f"GoogLeNet vs AlexNet (2 towers): {r['fewer_params']:.1f}x fewer "
+                f"parameters, {r['more_compute']:.1f}x more compute (the paper says "
+                f"{PAPER_PARAMS_RATIO:.0f}x and {PAPER_COMPUTE_RATIO:.0f}x)")
+
+
+# --------------------------------------------------------------------------- internals
+
+def _block_of(name):
+    """'conv3_x.2.conv1' -> 'conv3_x.2'; 'inception4a.branch2.conv' -> 'inception4a';
+    'conv1.conv' -> 'conv1'; 'fc6' -> 'fc6'."""
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[1].isdigit():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def _family(name):
+    for family in _FAMILY_COLORS:
+        if name.startswith(family):
+            return family
+    return "other"
+
+
+def _check_option(value, name, options):
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+
+
+def _human(n):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{int(n)}"
+
+
+def _fmt_chw(shape):
+    return "x".join(str(d) for d in shape)
+
+
+def _compare_html(rows):
+    base = dict((n, (p, m)) for n, p, m in rows).get("AlexNet (2 towers)")
+    head = "".join(f"<th>{h}</th>" for h in (
+        "model", "parameters", "multiply-adds", "params vs AlexNet (2 towers)",
+        "compute vs AlexNet (2 towers)"))
+    body = []
+    for name, params, macs in rows:
+        cells = [html.escape(name), f"{params:,}", f"{macs:,}"]
+        if base:
+            cells += [f"{params / base[0]:.2f}x", f"{macs / base[1]:.2f}x"]
+        body.append("<tr>" + "".join(
+            f'<td style="text-align:{"left" if i == 0 else "right"}">{c}</td>'
+            for i, c in enumerate(cells)) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -117,6 +117,54 @@ class Explorer:
         else:
             self.fig.canvas.draw()
 
+    # ---------------------------------------------------------------- blitting
+    # Explorers whose frames change only a few artists (a sliding window, racing lines)
+    # mark those artists animated, list them in ``_moving()``, call ``_track_background()``
+    # once, and draw frames with ``blit_frame()``: the rest of the figure is restored from
+    # the last full draw instead of being drawn again (several times cheaper).
+    blit = True
+    _background = None
+    _background_size = None
+
+    def _moving(self):
+        """The animated artists a frame redraws, bottom to top (none by default)."""
+        return ()
+
+    def _track_background(self):
+        self._background = None
+        self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+
+    def _on_draw(self, event):
+        """After every full draw: keep the background, then draw the moving artists on it."""
+        canvas = self.fig.canvas
+        if canvas.is_saving():  # savefig draws animated artists itself (and at its own dpi)
+            return
+        if event.renderer is getattr(canvas, "renderer", None):  # not a vector savefig
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            self._background_size = (event.renderer.width, event.renderer.height)
+        for artist in self._moving():
+            artist.draw(event.renderer)
+
+    def blit_frame(self):
+        """Draw the moving artists on the saved background and show the frame; a full
+        :meth:`redraw` when there is no valid background yet (first frame, or the canvas
+        size or pixel ratio changed)."""
+        canvas = self.fig.canvas
+        renderer = canvas.get_renderer()
+        if (not self.blit or self._background is None
+                or self._background_size != (renderer.width, renderer.height)):
+            self.redraw()
+            return
+        canvas.restore_region(self._background)
+        for artist in self._moving():
+            artist.draw(renderer)
+        if getattr(canvas, "syncing_data_url", False):
+            # ipympl before its frontend has connected: a frame sent now would become a
+            # broken initial image; the frontend asks for a full draw when it connects.
+            canvas.draw_idle()
+        else:
+            canvas.blit(self.fig.bbox)  # ipympl: send the new frame; plain Agg: nothing to do
+
     def png(self, dpi=100) -> bytes:
         """The current figure as PNG bytes."""
         buf = io.BytesIO()

@@ -256,38 +256,14 @@ class OptimizerRace(Explorer):
 
     # ------------------------------------------------------------------ drawing frames
     def draw_frame(self):
-        """Draw the moving artists on the saved background and send it (blitting).
-
-        Falls back to a full :meth:`redraw` when there is no valid background yet (first
-        frame, or after the surface, the window size or the screen's pixel ratio changed).
-        """
-        if self._deferred:
-            return
-        canvas = self.fig.canvas
-        renderer = canvas.get_renderer()
-        if not self.blit or self._background is None or self._background_size != _size(renderer):
-            self.redraw()
-            return
-        canvas.restore_region(self._background)
-        for artist in self._moving():
-            artist.draw(renderer)
-        canvas.blit(self.fig.bbox)
+        """Show the current step: blit the racing lines (see Explorer.blit_frame)."""
+        if not self._deferred:
+            self.blit_frame()
 
     def redraw(self):
         """Redraw the whole figure now; the draw saves a fresh background for the frames."""
         self._background = None
         self.fig.canvas.draw()
-
-    def _on_draw(self, event):
-        """After every full draw: save the background, then draw the moving artists on it."""
-        canvas = self.fig.canvas
-        if canvas.is_saving():  # savefig draws animated artists itself (and at its own dpi)
-            return
-        if event.renderer is getattr(canvas, "renderer", None):  # not a vector savefig
-            self._background = canvas.copy_from_bbox(self.fig.bbox)
-            self._background_size = _size(event.renderer)
-        for artist in self._moving():
-            artist.draw(event.renderer)
 
     def _moving(self):
         """The artists a frame changes, drawn by blitting (animated: left out of draws)."""
@@ -514,10 +490,6 @@ class OptimizerRace(Explorer):
             cells.append(f"<span style='color:{COLORS[name]}'>&#9679;</span> "
                          f"{name}: f = {loss[k]:.3g}{note}")
         return f"<b>step {t}</b> &nbsp; " + " &nbsp;|&nbsp; ".join(cells)
-
-
-def _size(renderer):
-    return (renderer.width, renderer.height)
 
 
 def _check_surface(surface):

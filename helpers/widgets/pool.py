@@ -139,8 +139,7 @@ class PoolExplorer(Explorer):
             [c["W1"], c["F"], c["S"]],
         ]
         self._finish(rows)
-        self._background = None
-        self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+        self._track_background()
         self._new_data(draw=False)
         if self.is_photo or not self.fits:
             if position:
@@ -340,7 +339,7 @@ class PoolExplorer(Explorer):
         self.buttons["Reset"].disabled = pos.disabled or pos.value == 0
         self.controls["mode"].disabled = self.is_photo
         if fast:
-            self._blit()
+            self.blit_frame()
         else:
             self.redraw()
 
@@ -349,29 +348,6 @@ class PoolExplorer(Explorer):
         """Redraw the whole figure; the draw saves a fresh background for window steps."""
         self._background = None
         super().redraw()
-
-    def _blit(self):
-        """A window step (or max <-> avg) changes only the moving artists: draw them on the
-        saved background (several times cheaper than a full draw of numbers and ticks)."""
-        canvas = self.fig.canvas
-        renderer = canvas.get_renderer()
-        if self._background is None or self._background_size != _size(renderer):
-            self.redraw()
-            return
-        canvas.restore_region(self._background)
-        for artist in self._moving():
-            artist.draw(renderer)
-        canvas.blit(self.fig.bbox)
-
-    def _on_draw(self, event):
-        """After every full draw (savefig too): keep the background, draw the moving artists."""
-        canvas = self.fig.canvas
-        if canvas.is_saving():  # savefig draws animated artists itself (and at its own dpi)
-            return
-        self._background = canvas.copy_from_bbox(self.fig.bbox)
-        self._background_size = _size(event.renderer)
-        for artist in self._moving():
-            artist.draw(event.renderer)
 
     def _moving(self):
         """The animated artists (left out of full draws), bottom to top, visible ones only."""
@@ -592,10 +568,6 @@ def _photo(name):
 
 def _cell_fontsize(h, w_):
     return 14 if max(h, w_) <= 5 else 10 if max(h, w_) <= 7 else 8
-
-
-def _size(renderer):
-    return (renderer.width, renderer.height)
 
 
 def _num(v):

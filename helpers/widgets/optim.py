@@ -261,9 +261,13 @@ class OptimizerRace(Explorer):
             self.blit_frame()
 
     def redraw(self):
-        """Redraw the whole figure now; the draw saves a fresh background for the frames."""
+        """Redraw the whole figure; the draw saves a fresh background for the frames.
+
+        In a kernel this asks the frontend for a draw (Explorer.redraw) rather than drawing
+        at once: an ipympl frame sent before the browser has connected becomes a broken
+        initial image (a figure a few pixels wide)."""
         self._background = None
-        self.fig.canvas.draw()
+        super().redraw()
 
     def _moving(self):
         """The artists a frame changes, drawn by blitting (animated: left out of draws)."""

@@ -146,16 +146,13 @@ def test_notebook_in_jupyterlab(lab, browser, nb_unit):
     assert "Error displaying widget" not in body
     assert "Loading widget..." not in body, "a widget never rendered"
 
-    figures = page.locator(".jupyter-matplotlib-figure canvas")
+    figures = page.locator(".jupyter-matplotlib-figure canvas:visible")
     assert figures.count() >= 1, "no live figure (ipympl canvas) rendered"
-    figure = figures.first
+    figure = figures.last  # the live demo comes after the static figures
     figure.scroll_into_view_if_needed()
-    before = figure.screenshot()
-    _poke_first_control(page)
-    page.wait_for_timeout(1500)
-    after = figure.screenshot()
+    changed = _poke_until_figure_changes(page, figure)
     page.screenshot(path=str(ARTIFACTS / f"{unit}-after-control.png"))
-    assert before != after, "changing a control did not change the figure"
+    assert changed, "no button or menu of the live widget changed its figure"
     page.close()
 
 
@@ -173,6 +170,11 @@ def _run_all_and_wait(page):
             return  # the caller reports the error output
         texts = [t.strip() for t in prompts.all_inner_texts()]
         if texts and all(t.startswith("[") and t[1:-2].isdigit() for t in texts):
+            # every cell ran; let the kernel finish what the widgets asked of it
+            for _ in range(60):
+                if "Idle" in page.locator(".jp-StatusBar-Widget").all_inner_texts().__str__():
+                    break
+                page.wait_for_timeout(1000)
             return
         started = any(t.startswith("[") and (t[1:-2].isdigit() or t[1] == "*") for t in texts)
         if not started and time.time() - last_click > 20:
@@ -184,17 +186,26 @@ def _run_all_and_wait(page):
     pytest.fail("running all cells did not finish in time")
 
 
-def _poke_first_control(page):
-    """Press the first enabled button of the first live widget (a step/Assign button), or
-    nudge its first slider with the keyboard."""
-    widget = page.locator(".jp-OutputArea-output .widget-vbox").first
-    buttons = widget.locator("button.jupyter-button:not([disabled])")
-    if buttons.count():
-        buttons.first.click()
-        return
-    handle = widget.locator(".noUi-handle, .ui-slider-handle").first
-    handle.focus()
-    page.keyboard.press("ArrowRight")
+def _poke_until_figure_changes(page, figure, tries=8):
+    """Press the live widget's enabled buttons (then pick another entry of its menus) one
+    at a time until the figure's pixels change, as a presenter exploring it would."""
+    box = figure.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][last()]")
+    before = figure.screenshot()
+    buttons = box.locator("button.jupyter-button:not([disabled])")
+    for i in range(min(buttons.count(), tries)):
+        buttons.nth(i).click()
+        page.wait_for_timeout(1500)
+        if figure.screenshot() != before:
+            return True
+    selects = box.locator("select")
+    for i in range(min(selects.count(), tries)):
+        options = selects.nth(i).locator("option")
+        if options.count() > 1:
+            selects.nth(i).select_option(index=1)
+            page.wait_for_timeout(2500)
+            if figure.screenshot() != before:
+                return True
+    return False
 
 
 def teardown_module():

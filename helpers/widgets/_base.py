@@ -81,7 +81,23 @@ def _ipympl_keeping_backend():
             matplotlib.use(before)
         else:
             dict.__setitem__(matplotlib.rcParams, "backend", before)
-    return Canvas, FigureManager
+
+    class FixedCanvas(Canvas):
+        """ipympl 0.10's canvas, with its initial image fixed.
+
+        Until the browser has connected, every draw stores the figure as the widget's
+        initial image, but without the ``data:image/png;base64,`` prefix that
+        ``_repr_mimebundle_`` uses: the browser then shows a broken image a few pixels wide
+        instead of the figure (seen in the browser tests whenever a draw happened before
+        the page connected)."""
+
+        def send_binary(self, data):
+            super().send_binary(data)
+            url = self._data_url
+            if self.syncing_data_url and url and not url.startswith("data:"):
+                self._data_url = "data:image/png;base64," + url
+
+    return FixedCanvas, FigureManager
 
 
 class Explorer:
@@ -158,9 +174,14 @@ class Explorer:
         canvas.restore_region(self._background)
         for artist in self._moving():
             artist.draw(renderer)
+        self._send_frame()
+
+    def _send_frame(self):
+        """Show a blitted frame. ipympl before its frontend has connected (or under
+        nbconvert) would turn a frame sent now into a broken initial image a few pixels
+        wide; ask for a full draw instead, which the frontend makes when it connects."""
+        canvas = self.fig.canvas
         if getattr(canvas, "syncing_data_url", False):
-            # ipympl before its frontend has connected: a frame sent now would become a
-            # broken initial image; the frontend asks for a full draw when it connects.
             canvas.draw_idle()
         else:
             canvas.blit(self.fig.bbox)  # ipympl: send the new frame; plain Agg: nothing to do

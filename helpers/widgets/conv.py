@@ -510,13 +510,7 @@ class ConvExplorer(Explorer):
             canvas.restore_region(self._background)
         for artist in moving:
             self.fig.draw_artist(artist)
-        if getattr(canvas, "syncing_data_url", False):
-            # ipympl before its frontend has connected (or under nbconvert): a frame sent now
-            # would become a broken initial image; the frontend asks for a full draw when it
-            # connects.
-            canvas.draw_idle()
-        else:
-            canvas.blit(self.fig.bbox)  # ipympl: send the new frame; plain Agg: nothing to do
+        self._send_frame()
 
     def _status_html(self):
         """The formula (and why it doesn't fit) above the figure, as text a screen reader or

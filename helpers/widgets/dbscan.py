@@ -245,7 +245,7 @@ class DBSCANExplorer(Explorer):
             canvas.restore_region(self._backgrounds[panel])
             for artist in self._panel_artists[panel]:
                 self.fig.draw_artist(artist)
-        canvas.blit(self.fig.bbox)
+        self._send_frame()
 
     def _on_full_draw(self, event):
         if self.fig.canvas.is_saving():  # savefig draws everything itself, at its own dpi

@@ -9,14 +9,12 @@ Target (issue 4): im2col within 3x of torch's conv2d.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import time
 from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as tF
+from _common import best_ms, cli
 
 from helpers.conv import conv2d, conv2d_backward
 
@@ -27,19 +25,6 @@ CASES = [
 ]
 REPEATS = 15
 TARGET = 3.0
-
-
-def best_ms(fns, repeats):
-    """Best wall time in ms of each callable, running them interleaved `repeats` times."""
-    best = {name: float("inf") for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up (allocations, torch's kernel choice)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: 1e3 * t for name, t in best.items()}
 
 
 def torch_forward_backward(xt, wt, bt, pad, dout_t):
@@ -53,29 +38,6 @@ def torch_forward_backward(xt, wt, bt, pad, dout_t):
 def ours_forward_backward(x, w, b, pad, dout):
     conv2d(x, w, b, pad=pad)
     return conv2d_backward(dout, x, w, pad=pad)
-
-
-def thread_limit(threads):
-    """Context that runs torch and numpy's BLAS on `threads` threads (None: as they come).
-
-    On a machine shared with other jobs, --threads 1 gives steadier ratios: a
-    multi-threaded kernel stalls whenever one of its threads is descheduled.
-    """
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for torch and numpy's BLAS (default: as they come)")
-    args = parser.parse_args()
-    with thread_limit(args.threads):
-        run()
 
 
 def run():
@@ -147,4 +109,4 @@ def run():
 
 
 if __name__ == "__main__":
-    main()
+    cli(run, __doc__.splitlines()[0])

@@ -7,13 +7,10 @@ Target (issue 4): pooling within 3x of torch's.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as tF
+from _common import best_ms, cli
 
 from helpers.pool import avg_pool2d, max_pool2d, max_pool2d_backward
 
@@ -24,42 +21,6 @@ CASES = [
 ]
 REPEATS = 15
 TARGET = 3.0
-
-
-def best_ms(fns, repeats):
-    """Best wall time in ms of each callable, running them interleaved `repeats` times."""
-    best = {name: float("inf") for name in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: 1e3 * t for name, t in best.items()}
-
-
-def thread_limit(threads):
-    """Context that runs torch and numpy's BLAS on `threads` threads (None: as they come).
-
-    On a machine shared with other jobs, --threads 1 gives steadier ratios: a
-    multi-threaded kernel stalls whenever one of its threads is descheduled.
-    """
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for torch and numpy's BLAS (default: as they come)")
-    args = parser.parse_args()
-    with thread_limit(args.threads):
-        run()
 
 
 def run():
@@ -116,4 +77,4 @@ def run():
 
 
 if __name__ == "__main__":
-    main()
+    cli(run, __doc__.splitlines()[0])

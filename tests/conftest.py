@@ -102,6 +102,18 @@ class Course:
         return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: as fast, and far faster when other
+    jobs share the cores (two threads on a busy 2-core machine measured 5-20x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def course(tmp_path):
     return Course(tmp_path)

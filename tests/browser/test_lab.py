@@ -147,6 +147,10 @@ def test_notebook_in_jupyterlab(lab, browser, nb_unit):
     assert "Loading widget..." not in body, "a widget never rendered"
 
     figures = page.locator(".jupyter-matplotlib-figure canvas:visible")
+    try:  # a widget's view can come a moment after the kernel went idle on a busy machine
+        figures.first.wait_for(state="visible", timeout=60_000)
+    except sync_api.TimeoutError:
+        page.screenshot(path=str(ARTIFACTS / f"{unit}-no-figure.png"), full_page=True)
     assert figures.count() >= 1, "no live figure (ipympl canvas) rendered"
     figure = figures.last  # the live demo comes after the static figures
     figure.scroll_into_view_if_needed()
@@ -154,6 +158,24 @@ def test_notebook_in_jupyterlab(lab, browser, nb_unit):
     page.screenshot(path=str(ARTIFACTS / f"{unit}-after-control.png"))
     assert changed, "no button or menu of the live widget changed its figure"
     page.close()
+
+
+@pytest.fixture(autouse=True)
+def _one_kernel_at_a_time(lab):
+    """Shut down the notebook's kernel after each test, so that a notebook left running
+    does not take the cores from the next one (2 cores in CI)."""
+    yield
+    import json
+    import urllib.request
+
+    base, token, _ = lab
+    headers = {"Authorization": f"token {token}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", headers=headers)) as r:
+        sessions = json.load(r)
+    for s in sessions:
+        req = urllib.request.Request(f"{base}/api/sessions/{s['id']}", headers=headers,
+                                     method="DELETE")
+        urllib.request.urlopen(req).close()
 
 
 def _run_all_and_wait(page):

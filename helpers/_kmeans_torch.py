@@ -7,10 +7,8 @@ the same points.
 
 from __future__ import annotations
 
-from helpers.clustering import relocate_empty_clusters
+from helpers.clustering import _block_rows, relocate_empty_clusters
 from helpers.device import resolve_device, torch_dtype_for
-
-_CHUNK = 16384  # rows per block: bounds memory at 2 * _CHUNK * k floats on the device
 
 
 def lloyd_torch(X, centers, max_iter, tol_abs, device=None):
@@ -47,8 +45,9 @@ def lloyd_torch(X, centers, max_iter, tol_abs, device=None):
 def _assign_and_sum(Xt, C):
     """Labels, per-cluster sums and counts, and sum of min(||c||^2 - 2 x.c), in one pass.
 
-    The sums come from a one-hot matrix product per chunk: on a CPU that is several times
-    faster than index_add_, and the chunk bounds its memory.
+    Block by block of rows, as the numpy reference does; on a CPU the blocks stay in the
+    cache, on a GPU they are large enough to fill it. ``index_add_`` gathers the sums (on
+    torch 2.13's CPU it beat a one-hot matrix product by 1.5x, see NOTES.md).
     """
     import torch
 
@@ -57,14 +56,13 @@ def _assign_and_sum(Xt, C):
     labels = torch.empty(Xt.shape[0], dtype=torch.int64, device=Xt.device)
     sums = torch.zeros_like(C)
     best_total = torch.zeros((), dtype=Xt.dtype, device=Xt.device)
-    for start in range(0, Xt.shape[0], _CHUNK):
-        block = Xt[start : start + _CHUNK]
+    rows = _block_rows(k) if Xt.device.type == "cpu" else max(1, 2**26 // k)
+    for start in range(0, Xt.shape[0], rows):
+        block = Xt[start : start + rows]
         best, idx = torch.addmm(c_sq, block, C.T, alpha=-2.0).min(dim=1)
-        labels[start : start + _CHUNK] = idx
+        labels[start : start + rows] = idx
         best_total += best.sum()
-        onehot = torch.zeros((len(block), k), dtype=Xt.dtype, device=Xt.device)
-        onehot.scatter_(1, idx[:, None], 1.0)
-        sums.addmm_(onehot.T, block)
+        sums.index_add_(0, idx, block)
     counts = torch.bincount(labels, minlength=k).to(Xt.dtype)
     return labels, sums, counts, float(best_total)
 

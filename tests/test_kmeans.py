@@ -56,6 +56,31 @@ def test_matches_sklearn_from_same_init(backend, seed):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n,d,k", [(50_000, 3, 5), (37_001, 9, 40)])
+def test_matches_sklearn_on_many_blocks_and_threads(backend, n, d, k):
+    # Big enough for several row blocks (a ragged last one) and, on a multi-core machine,
+    # the threaded path: blocks split among workers must still give sklearn's answer.
+    rng = np.random.default_rng(n)
+    means = 4 * rng.standard_normal((k, d))
+    X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d))
+    init = X[rng.choice(n, k, replace=False)]
+    result = kmeans(X, k, init=init, max_iter=15, backend=backend)
+    assert_same_as_sklearn(result, sklearn_lloyd(X, init, max_iter=15))
+
+
+def test_threaded_assignment_equals_serial():
+    X = np.random.default_rng(1).standard_normal((3 * clustering._PARALLEL_MIN_ROWS + 17, 4))
+    C = X[:6].copy()
+    serial = clustering._assign_and_sum(X, C)
+    with clustering._BlockRunner(X.shape[0], workers=3) as run:  # threads even on one core
+        threaded = clustering._assign_and_sum(X, C, run)
+    np.testing.assert_array_equal(threaded[0], serial[0])
+    np.testing.assert_allclose(threaded[1], serial[1], rtol=1e-12)
+    np.testing.assert_array_equal(threaded[2], serial[2])
+    assert threaded[3] == pytest.approx(serial[3], rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("max_iter,tol", [(1, 1e-4), (2, 0.0), (300, 1e-2), (300, 0.0)])
 def test_stopping_rules_match_sklearn(backend, max_iter, tol):
     X, _ = toy_2d("anisotropic", n=500, seed=3)

@@ -25,12 +25,16 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml etc/jupyter/jupyter_nbconvert_config.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
 	    --display-name "Python 3 (Day 6 workshop)" >/dev/null
+	# nbconvert's HTML prefers the PNG our explorers also offer over their live view,
+	# which needs a widget manager from a CDN and shows nothing offline.
+	mkdir -p $(VENV)/etc/jupyter
+	cp etc/jupyter/jupyter_nbconvert_config.json $(VENV)/etc/jupyter/
 	touch $(STAMP)
 
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.

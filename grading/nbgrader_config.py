@@ -88,3 +88,13 @@ c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPre
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:[^/]*_)?(?P<file_id>[A-Za-z0-9\-]+\.ipynb)$"
 )
+
+# ---------------------------------------------------------------------------- feedback HTML
+# Students open feedback offline: show the PNG each explorer also offers rather than its
+# live view (which needs a widget manager from a CDN). Same priority as `make` installs
+# for plain `jupyter nbconvert` (etc/jupyter/jupyter_nbconvert_config.json).
+import json  # noqa: E402
+
+c.NbConvertBase.display_data_priority = json.loads(
+    (ROOT / "etc" / "jupyter" / "jupyter_nbconvert_config.json").read_text()
+)["NbConvertBase"]["display_data_priority"]

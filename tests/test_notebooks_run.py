@@ -1,8 +1,12 @@
 """Every source notebook (solutions filled in) runs top to bottom without error, as a
-presenter's "Run all" would, live widgets included."""
+presenter's "Run all" would, live widgets included; and its HTML export (the static
+fallback, `jupyter nbconvert --to html`) shows a figure for every live demo."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 
 import nbformat
@@ -12,7 +16,7 @@ from nbclient import NotebookClient
 pytestmark = pytest.mark.slow
 
 
-def test_source_notebook_executes(course, unit, monkeypatch):
+def test_source_notebook_executes(course, unit, monkeypatch, tmp_path):
     path = course.repo / "solutions" / unit / course.units[unit]["notebook"]
     nb = nbformat.read(path, as_version=4)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
@@ -28,3 +32,35 @@ def test_source_notebook_executes(course, unit, monkeypatch):
               if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr, f"stderr output in {unit}: {stderr[:3]}"
     print(f"{unit} executed in {elapsed:.1f} s")
+
+    _html_shows_every_demo(nb, tmp_path, unit)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TQDM_BAR = re.compile(r"\d+%\|.*\| \d+/\d+ \[")
+
+
+def _html_shows_every_demo(nb, tmp_path, unit):
+    """Export the executed notebook with the real `jupyter nbconvert --to html` (it reads
+    the venv's etc/jupyter config, which `make` installs) and check that every widget
+    output became a picture, not a widget view that needs a CDN and shows nothing offline."""
+    executed = tmp_path / f"{unit}.ipynb"
+    nbformat.write(nb, executed)
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                           str(executed)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = executed.with_suffix(".html").read_text()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type in ("display_data", "execute_result")]
+    widgets = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+    # tqdm's progress bars (train(progress=True)) are widgets too: offline they are blank,
+    # and train() says what it did in text, so they are the one allowed exception.
+    bars = [o for o in widgets if TQDM_BAR.search(o["data"].get("text/plain", ""))]
+    demos = [o for o in widgets if o not in bars]
+    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert demos, f"{unit} shows no live demo"
+    missing = [o["data"].get("text/plain", "?") for o in demos if "image/png" not in o["data"]]
+    assert not missing, f"live widgets with no static picture: {missing}"
+    assert html.count(f'<script type="{WIDGET_VIEW}">') == len(bars), \
+        "the HTML export kept a widget view (blank offline) instead of its picture"
+    assert html.count("src=\"data:image/png;base64,") == len(pictures)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow
 def test_source_notebook_executes(course, unit, monkeypatch, tmp_path):
     path = course.repo / "solutions" / unit / course.units[unit]["notebook"]
     nb = nbformat.read(path, as_version=4)
+    _inject_accessibility_audit(nb)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     start = time.perf_counter()
@@ -32,8 +34,48 @@ def test_source_notebook_executes(course, unit, monkeypatch, tmp_path):
               if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr, f"stderr output in {unit}: {stderr[:3]}"
     print(f"{unit} executed in {elapsed:.1f} s")
+    problems = _accessibility_problems(nb)
+    assert not problems, f"{len(problems)} accessibility problems in {unit}: {problems[:8]}"
 
     _html_shows_every_demo(nb, tmp_path, unit)
+
+
+AUDIT_TAG = "accessibility-audit (injected by tests/test_notebooks_run.py)"
+
+
+def _inject_accessibility_audit(nb):
+    """Put tests/a11y.py into the kernel before the first cell, hooked into every figure
+    that gets drawn to a picture (inline plots and explorers' PNGs alike), and a last
+    cell that prints what it found."""
+    source = (Path(__file__).parent / "a11y.py").read_text()
+    first = "\n".join([
+        f"# {AUDIT_TAG}",
+        source,
+        "import json as _json",
+        "from IPython import get_ipython as _get_ipython",
+        "from matplotlib.backend_bases import FigureCanvasBase as _Canvas",
+        "_a11y_problems, _a11y_cell = [], [0]",
+        "_get_ipython().events.register('pre_run_cell', lambda info: _a11y_cell.__setitem__("
+        "0, _a11y_cell[0] + 1))",
+        "_a11y_print = _Canvas.print_figure",
+        "def _a11y_checked_print(self, *args, **kwargs):",
+        "    _a11y_problems.extend(p for p in audit(self.figure, f'cell {_a11y_cell[0]}')",
+        "                          if p not in _a11y_problems)",
+        "    return _a11y_print(self, *args, **kwargs)",
+        "_Canvas.print_figure = _a11y_checked_print",
+    ])
+    last = f"# {AUDIT_TAG}\nprint('A11Y ' + _json.dumps(_a11y_problems))"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(first))
+    nb.cells.append(nbformat.v4.new_code_cell(last))
+
+
+def _accessibility_problems(nb):
+    """Read the audit's report and take the injected cells out again."""
+    import json
+
+    report = nb.cells[-1].outputs[0]["text"]
+    nb.cells = [c for c in nb.cells if AUDIT_TAG not in c.source]
+    return json.loads(report.split("A11Y ", 1)[1])
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -23,9 +23,10 @@ def lloyd_torch(X, centers, max_iter, tol_abs, device=None):
     inertias = []
     labels_old = None
     converged = False
-    x_sq_total = float((Xt * Xt).sum())
+    x_sq = (Xt * Xt).sum(dim=1)
+    x_sq_total = float(x_sq.sum())
     for _ in range(max_iter):
-        labels, sums, counts, best_total = _assign_and_sum(Xt, C)
+        labels, sums, counts, best_total = _assign_and_sum(Xt, C, x_sq)
         inertias.append(max(best_total + x_sq_total, 0.0))
         C_new = _update(Xt, labels, C, X, sums, counts)
         shift = float(((C_new - C) ** 2).sum())
@@ -38,31 +39,59 @@ def lloyd_torch(X, centers, max_iter, tol_abs, device=None):
             converged = True
             break
         labels_old = labels
-    labels = _assign_and_sum(Xt, C)[0]
+    labels = _assign_and_sum(Xt, C, x_sq)[0]
     return history[-1].copy(), labels.cpu().numpy(), len(inertias), history, inertias, converged
 
 
-def _assign_and_sum(Xt, C):
+def _assign_and_sum(Xt, C, x_sq):
     """Labels, per-cluster sums and counts, and sum of min(||c||^2 - 2 x.c), in one pass.
 
     Block by block of rows, as the numpy reference does; on a CPU the blocks stay in the
-    cache, on a GPU they are large enough to fill it. ``index_add_`` gathers the sums (on
-    torch 2.13's CPU it beat a one-hot matrix product by 1.5x, see NOTES.md).
+    cache, on a GPU they are large enough to fill it.
+
+    In float64 on the CPU the results equal the reference's bit for bit: torch's matrix
+    product (MKL) rounds differently from the BLAS call sklearn and the reference make,
+    which only matters where two centers are (nearly) equally far from a point - common
+    with integer-valued data - so those rows are re-assigned with the reference's
+    arithmetic; and ``index_add_`` into one running sum adds each cluster's points in row
+    order, as the reference's bincount does (checked bit for bit in tests/test_kmeans.py).
+    On a GPU, float32 rounding and atomic adds rule out bit-for-bit results anyway.
+    ``x_sq`` holds ||x||^2 per row (it bounds the rounding error).
     """
+    import numpy as np
     import torch
 
-    k = C.shape[0]
-    c_sq = (C * C).sum(dim=1)
+    from helpers.clustering import _center_distances
+
+    k, d = C.shape
+    exact = Xt.device.type == "cpu" and Xt.dtype == torch.float64
+    if exact:  # ||c||^2 summed exactly as the reference sums it
+        c_sq = torch.from_numpy(np.einsum("ij,ij->i", C.numpy(), C.numpy()))
+    else:
+        c_sq = (C * C).sum(dim=1)
+    minus_2ct = -2.0 * C.T
+    # bound on the rounding error of one distance: |x.c| <= (||x||^2 + ||c||^2) / 2
+    slack = 64 * (d + 2) * torch.finfo(Xt.dtype).eps
     labels = torch.empty(Xt.shape[0], dtype=torch.int64, device=Xt.device)
     sums = torch.zeros_like(C)
     best_total = torch.zeros((), dtype=Xt.dtype, device=Xt.device)
     rows = _block_rows(k) if Xt.device.type == "cpu" else max(1, 2**26 // k)
     for start in range(0, Xt.shape[0], rows):
         block = Xt[start : start + rows]
-        best, idx = torch.addmm(c_sq, block, C.T, alpha=-2.0).min(dim=1)
+        dist = block @ minus_2ct  # then + ||c||^2: two roundings, as the reference
+        dist += c_sq
+        best, idx = dist.min(dim=1)
+        if exact:
+            tol = slack * (x_sq[start : start + rows] + c_sq.max())
+            close = ((dist <= (best + tol)[:, None]).sum(dim=1) > 1).nonzero().squeeze(1)
+            if len(close):
+                again = _center_distances(block[close].numpy(), C.numpy(), c_sq.numpy(),
+                                          np.empty((len(close), k)))
+                idx[close] = torch.from_numpy(again.argmin(axis=1))
+                best[close] = torch.from_numpy(again.min(axis=1))
         labels[start : start + rows] = idx
         best_total += best.sum()
-        sums.index_add_(0, idx, block)
+        sums.index_add_(0, idx, block)  # each cluster's points added in row order
     counts = torch.bincount(labels, minlength=k).to(Xt.dtype)
     return labels, sums, counts, float(best_total)
 
@@ -77,4 +106,4 @@ def _update(Xt, labels, C, X_numpy, sums, counts):
                                 sums_np, counts_np)
         sums = torch.as_tensor(sums_np, dtype=Xt.dtype, device=Xt.device)
         counts = torch.as_tensor(counts_np, dtype=Xt.dtype, device=Xt.device)
-    return sums / counts[:, None]
+    return sums * (1.0 / counts)[:, None]  # as the reference's _means (and sklearn)

@@ -371,12 +371,13 @@ def _lloyd(X, centers, max_iter, tol_abs):
     labels_old = None
     converged = False
     x_sq = float(np.einsum("ij,ij->", X, X))
+    columns = np.ascontiguousarray(X.T)  # for the sums, see _cluster_sums
     with _BlockRunner(X.shape[0]) as run:
         for _ in range(max_iter):
-            labels, sums, counts, best = _assign_and_sum(X, centers, run)
+            labels, sums, counts, best = _assign_and_sum(X, centers, run, columns=columns)
             inertias.append(max(best + x_sq, 0.0))
             relocate_empty_clusters(X, labels, centers, sums, counts)
-            new_centers = sums / counts[:, None]
+            new_centers = _means(sums, counts)
             shift = float(((new_centers - centers) ** 2).sum())
             centers = new_centers
             history.append(centers.copy())
@@ -390,20 +391,19 @@ def _lloyd(X, centers, max_iter, tol_abs):
     return centers, labels, len(inertias), history, inertias, converged
 
 
-def _assign_and_sum(X, centers, run=None, sums=True):
+def _assign_and_sum(X, centers, run=None, sums=True, columns=None):
     """One pass over the data, block by block of rows: the nearest center of every row,
     each cluster's sum of points and count, and the sum over rows of
     min_c (||c||^2 - 2 x.c) (add sum ||x||^2 to get the inertia).
 
     Distances use ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2, computed exactly as sklearn
     does (one matrix product per block, then + ||c||^2), so near-ties break the same way;
-    ||x||^2 does not change which center is nearest and is left out. The sums come from a
-    one-hot matrix product per block. Blocks are small enough to stay in the CPU cache,
-    and ``run`` (a :class:`_BlockRunner`) may spread them over the cores.
+    ||x||^2 does not change which center is nearest and is left out. Blocks are small
+    enough to stay in the CPU cache, and ``run`` (a :class:`_BlockRunner`) may spread them
+    over the cores. The sums then come from one sequential pass (:func:`_cluster_sums`).
     """
     n, d = X.shape
     k = centers.shape[0]
-    minus_2ct = -2.0 * centers.T  # X @ (-2 C^T) is exactly -2 (X @ C^T): 2 is a power of two
     c_sq = np.einsum("ij,ij->i", centers, centers)
     labels = np.empty(n, dtype=np.int64)
 
@@ -413,31 +413,35 @@ def _assign_and_sum(X, centers, run=None, sums=True):
 
     def work(starts):
         dist = np.empty((rows_per_block, k))
-        onehot = np.empty((rows_per_block, k))
-        part_sums = np.zeros((k, d))
         best = 0.0
         for start in starts:
             block = X[start : start + rows_per_block]
             m = block.shape[0]
-            dist_m = np.matmul(block, minus_2ct, out=dist[:m])
-            dist_m += c_sq
+            dist_m = _center_distances(block, centers, c_sq, dist[:m])
             idx = dist_m.argmin(axis=1)
             labels[start : start + m] = idx
-            flat = row_offsets[:m] + idx
-            best += float(dist_m.reshape(-1)[flat].sum())
-            if sums:
-                onehot_m = onehot[:m]
-                onehot_m.fill(0.0)
-                onehot_m.reshape(-1)[flat] = 1.0
-                part_sums += onehot_m.T @ block
-        return part_sums, best
+            best += float(dist_m.reshape(-1)[row_offsets[:m] + idx].sum())
+        return best
 
-    parts = (run or _BlockRunner.serial)(range(0, n, rows_per_block), work)
-    best = sum(b for _, b in parts)
+    best = sum((run or _BlockRunner.serial)(range(0, n, rows_per_block), work))
     if not sums:
         return labels, None, None, best
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    return labels, sum(s for s, _ in parts), counts, best
+    cluster_sums, counts = _cluster_sums(X, labels, k, columns)
+    return labels, cluster_sums, counts, best
+
+
+def _center_distances(block, centers, c_sq, out):
+    """``out[i, j] = ||c_j||^2 - 2 x_i . c_j`` for the rows of ``block``, computed by the
+    very BLAS call sklearn's Lloyd makes (scipy's dgemm, c_sq then beta=1, alpha=-2, same
+    operand order), so every rounding - and so every near-tie between two centers, common
+    with integer-valued data - comes out as in sklearn. numpy's own matmul links another
+    OpenBLAS build whose sums round differently in the last bit."""
+    from scipy.linalg.blas import dgemm
+
+    out[...] = c_sq
+    # Column-major view: out.T (k, m) = -2 * centers (k, d) @ block.T (d, m) + out.T
+    dgemm(-2.0, centers.T, block.T, beta=1.0, c=out.T, trans_a=1, overwrite_c=1)
+    return out
 
 
 class _BlockRunner:
@@ -487,12 +491,27 @@ def _assign(X, centers):
     return labels, max(best + float(np.einsum("ij,ij->", X, X)), 0.0)
 
 
-def _cluster_sums(X, labels, k):
+def _cluster_sums(X, labels, k, columns=None):
+    """Per-cluster sums of the points (k, d) and counts (k,).
+
+    A weighted bincount per feature adds the points of each cluster one by one in row
+    order, as sklearn's Lloyd does (for up to 256 rows, one of its chunks, the sums are bit
+    for bit the same; near-ties in the next assignment depend on that). ``columns`` is
+    ``X.T`` as a contiguous array when the caller keeps one (bincount is 3x faster on it).
+    """
+    if columns is None:
+        columns = np.ascontiguousarray(X.T)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     sums = np.empty((k, X.shape[1]))
-    for j in range(X.shape[1]):
-        sums[:, j] = np.bincount(labels, weights=X[:, j], minlength=k)
+    for j, column in enumerate(columns):
+        sums[:, j] = np.bincount(labels, weights=column, minlength=k)
     return sums, counts
+
+
+def _means(sums, counts):
+    """sums / counts the way sklearn computes it (times the reciprocal: a last-bit
+    difference from dividing that can flip a near-tie in the next assignment)."""
+    return sums * (1.0 / counts)[:, None]
 
 
 def _update(X, labels, old_centers):
@@ -500,7 +519,7 @@ def _update(X, labels, old_centers):
     k = old_centers.shape[0]
     sums, counts = _cluster_sums(X, labels, k)
     relocate_empty_clusters(X, labels, old_centers, sums, counts)
-    return sums / counts[:, None]
+    return _means(sums, counts)
 
 
 def relocate_empty_clusters(X, labels, old_centers, sums, counts):

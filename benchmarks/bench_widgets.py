@@ -49,6 +49,8 @@ def control_times(explorer):
         if isinstance(control, SLIDERS):
             lo, hi = control.min, control.max
             values = [lo + (hi - lo) * f for f in (0.2, 0.4, 0.6, 0.8, 0.5, 0.3)]
+            if isinstance(control, w.FloatLogSlider):  # min and max are exponents there
+                values = [control.base ** v for v in values]
             if isinstance(control, w.IntSlider):
                 values = [int(round(v)) for v in values]
             kind = "slider"

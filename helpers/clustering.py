@@ -447,8 +447,10 @@ def _center_distances(block, centers, c_sq, out):
 class _BlockRunner:
     """Runs ``work(starts)`` over row blocks, split among the CPU cores when there are
     enough rows; BLAS is held to one thread meanwhile so that the workers do not fight
-    over the cores (sklearn's Lloyd does the same). numpy's matrix product and argmin
-    release the GIL, so the threads really run side by side."""
+    over the cores (sklearn's Lloyd does the same). The threads overlap only where numpy
+    releases the GIL, around each argmin and copy (scipy's dgemm wrapper keeps it):
+    measured on 2 cores, the assignment pass takes half the time at 1,000,000 x 2, k=8,
+    and the same time at 200,000 x 16, k=32 (see NOTES.md)."""
 
     def __init__(self, n, workers=None):
         import os

@@ -439,9 +439,9 @@ def _center_distances(block, centers, c_sq, out):
     from scipy.linalg.blas import dgemm
 
     out[...] = c_sq
-    # Column-major view: out.T (k, m) = -2 * centers (k, d) @ block.T (d, m) + out.T
-    dgemm(-2.0, centers.T, block.T, beta=1.0, c=out.T, trans_a=1, overwrite_c=1)
-    return out
+    # Column-major view: out.T (k, m) = -2 * centers (k, d) @ block.T (d, m) + out.T.
+    # f2py writes into out when it can (out C-contiguous); the result is right either way.
+    return dgemm(-2.0, centers.T, block.T, beta=1.0, c=out.T, trans_a=1, overwrite_c=1).T
 
 
 class _BlockRunner:

@@ -1,13 +1,14 @@
 """Torch backend of :func:`helpers.clustering.kmeans`: the same Lloyd loop, on a device.
 
 Kept beside the reference so the two read alike; only the array library changes. The rare
-empty-cluster relocation is delegated to the numpy reference so both backends pick exactly
-the same points.
+cases where the last bit decides - empty-cluster relocation, and on the CPU the rows whose
+two nearest centers are within rounding error - are delegated to the numpy reference, so
+both backends give exactly the same results.
 """
 
 from __future__ import annotations
 
-from helpers.clustering import _block_rows, relocate_empty_clusters
+from helpers.clustering import _block_rows, _means, relocate_empty_clusters
 from helpers.device import resolve_device, torch_dtype_for
 
 
@@ -106,4 +107,4 @@ def _update(Xt, labels, C, X_numpy, sums, counts):
                                 sums_np, counts_np)
         sums = torch.as_tensor(sums_np, dtype=Xt.dtype, device=Xt.device)
         counts = torch.as_tensor(counts_np, dtype=Xt.dtype, device=Xt.device)
-    return sums * (1.0 / counts)[:, None]  # as the reference's _means (and sklearn)
+    return _means(sums, counts)

@@ -492,6 +492,49 @@ def test_line_search_refuses_an_ascent_direction():
         wolfe_line_search(rosenbrock.f_and_grad, np.array([-1.2, 1.0]), rosenbrock.grad([-1.2, 1]))
 
 
+def test_line_search_phases_bracket_then_zoom():
+    """Algorithm 3.5 brackets the step, 3.6 zooms in; each phase keeps its promise."""
+    from helpers.lbfgs import _bracket, _Counted, _Phi, _Trial, _zoom
+
+    # phi(a) = (a - 1)^4 - a along d = 1 from x = 0: minimiser a* = 1 + 4 ** (-1 / 3)
+    def f_and_grad(x):
+        return float((x[0] - 1) ** 4 - x[0]), np.array([4 * (x[0] - 1) ** 3 - 1])
+
+    x, d = np.zeros(1), np.ones(1)
+    f0, g0 = f_and_grad(x)
+    for alpha0 in (1e-3, 10.0):  # too short: extrapolate; too long: bracket at once
+        phi = _Phi(_Counted(f_and_grad, (1,)), x, d, _Trial(0.0, f0, g0, float(g0 @ d)),
+                   1e-4, 0.1, 25)
+        found, lo, hi = _bracket(phi, alpha0)
+        if found is None:
+            assert phi.armijo(lo) and hi is not None
+            assert min(lo.a, hi.a) <= 1 + 4 ** (-1 / 3) <= max(lo.a, hi.a)
+            found, lo = _zoom(phi, lo, hi)
+        assert found is not None
+        assert _strong_wolfe_holds(f_and_grad, x, d, found.a, 1e-4, 0.1)
+
+
+def test_line_search_out_of_budget_keeps_the_best_decrease_or_stays():
+    x, d = np.array([-1.2, 1.0]), -rosenbrock.grad([-1.2, 1.0])
+    f0, g0 = rosenbrock.f_and_grad(x)
+    far = wolfe_line_search(rosenbrock.f_and_grad, x, d, fun=f0, grad=g0, max_evals=1)
+    assert (far.success, far.alpha, far.fun, far.n_evals) == (False, 0.0, f0, 1)
+    near = wolfe_line_search(rosenbrock.f_and_grad, x, d, fun=f0, grad=g0, alpha0=1e-6,
+                             max_evals=2)
+    assert not near.success and near.alpha > 0 and near.fun < f0
+
+
+def test_split_modules_are_re_exported_by_optim():
+    import helpers.lbfgs
+    import helpers.problems
+    import helpers.schedules
+
+    for module in (helpers.lbfgs, helpers.problems, helpers.schedules):
+        for name in module.__all__:
+            assert getattr(optim, name) is getattr(module, name), name
+            assert name in optim.__all__, name
+
+
 # ----------------------------------------------------------------------------------------
 # Surfaces
 # ----------------------------------------------------------------------------------------

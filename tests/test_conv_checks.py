@@ -245,6 +245,29 @@ def test_conv1x1_mistakes():
           "wrong values")
 
 
+def test_conv1x1_reshape_without_moving_channels_first_hints_the_transpose():
+    def no_transpose(x, w):  # x.reshape(C, -1) mixes images and channels when N > 1
+        N, C, H, W = x.shape
+        return (w @ x.reshape(C, -1)).reshape(N, len(w), H, W)
+
+    fails(check.check_conv1x1, no_transpose, r"C is not the first axis.*transpose\(1, 0, 2, 3\)")
+
+
+def test_convolve_without_flip_shows_got_and_expected():
+    with pytest.raises(CheckFailure) as info:
+        check.check_convolve_via_correlate(
+            lambda im, k: scipy.signal.correlate2d(im, k, mode="valid"))
+    message = str(info.value)
+    assert "did you flip the kernel?" in message
+    assert "got " in message and "expected " in message
+    fails(check.check_convolve_via_correlate,
+          lambda im, k: scipy.signal.correlate2d(im, k[:, ::-1], mode="valid"),
+          "columns only", seeds=range(100, 108), rectangular=True)
+    fails(check.check_convolve_via_correlate,
+          lambda im, k: 2 * scipy.signal.convolve2d(im, k, mode="valid"),
+          r"got .*expected .*did you flip the kernel \(rows and columns\)")
+
+
 def test_flip_and_convolve_mistakes():
     fails(check.check_flip_kernel, lambda k: k[::-1], "only the rows")
     fails(check.check_flip_kernel, lambda k: k[:, ::-1], "only the columns")

@@ -249,6 +249,24 @@ def test_adam_mistakes():
            scales=(1e-8,))
 
 
+def test_adam_nan_from_t_zero_names_the_cause():
+    def t_used_before_increment(w, dw, config=None):  # as students write it
+        config = {} if config is None else config
+        for key, value in {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999,
+                           "epsilon": 1e-8, "t": 0, "m": np.zeros_like(w),
+                           "v": np.zeros_like(w)}.items():
+            config.setdefault(key, value)
+        b1, b2, t = config["beta1"], config["beta2"], config["t"]
+        config["m"] = b1 * config["m"] + (1 - b1) * dw
+        config["v"] = b2 * config["v"] + 0.001 * dw**2  # (1 - b2) written out: not the alt
+        mb, vb = config["m"] / (1 - b1**t), config["v"] / (1 - b2**t)
+        config["t"] += 1
+        return w - config["learning_rate"] * mb / (np.sqrt(vb) + config["epsilon"]), config
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(t_used_before_increment(np.ones(2), np.ones(2))[0]).all()
+    _fails(check.check_adam, t_used_before_increment, r"NaN after step 1.*incremented.*t = 0")
+
+
 def test_race_mistakes():
     def no_start(surface, rules, steps=100, tol=1e-3):
         losses, hits = _race(surface, rules, steps, tol)
@@ -279,7 +297,18 @@ def test_train_minibatch_mistakes():
                 w, config = rule(w, f_and_grad(w)[1], config)
             losses.append(problem.loss(w))
         return np.array(losses)
-    _fails(check.check_train_minibatch, reseeds_each_epoch, "after each epoch")
+    _fails(check.check_train_minibatch, reseeds_each_epoch,
+           "after epoch .*expected .*create the sampler .* once, before the loop")
+
+    def new_sampler_every_step(problem, rule, config, batch_size=64, epochs=10, seed=0):
+        w, config, losses = problem.init(), dict(config), [problem.loss(problem.init())]
+        for _ in range(epochs):
+            for _ in range(len(problem.y) // batch_size):
+                f_and_grad = problem.minibatch_f_and_grad(batch_size, seed=seed)
+                w, config = rule(w, f_and_grad(w)[1], config)
+            losses.append(problem.loss(w))
+        return np.array(losses)
+    _fails(check.check_train_minibatch, new_sampler_every_step, "every step.*once, before")
 
     def full_batch(problem, rule, config, batch_size=64, epochs=10, seed=0):
         w, config, losses = problem.init(), dict(config), [problem.loss(problem.init())]
@@ -292,6 +321,13 @@ def test_train_minibatch_mistakes():
 
 
 def test_lbfgs_mistakes():
+    def res_fun(problem, batch_size=64, epochs=10, seed=0):  # .fun: the last batch's loss
+        full = optim.lbfgs(problem.f_and_grad, problem.init(), max_evals=epochs)
+        noisy = optim.lbfgs(problem.minibatch_f_and_grad(batch_size, seed=seed),
+                            problem.init(), max_evals=epochs * len(problem.y) // batch_size)
+        return np.array([full.fun, noisy.fun])
+    _fails(check.check_lbfgs_full_vs_minibatch, res_fun, r"use problem.loss\(res.x\), not .fun")
+
     def swapped(problem, batch_size=64, epochs=10, seed=0):
         return _lbfgs(problem, batch_size, epochs, seed)[::-1]
     _fails(check.check_lbfgs_full_vs_minibatch, swapped, "swapped")

@@ -11,7 +11,21 @@ import numpy as np
 
 
 class CheckFailure(AssertionError):
-    """A student's answer differs from the reference (the message says how)."""
+    """A student's answer differs from the reference (the message says how).
+
+    In a notebook, IPython shows it as the message and the test-cell line that raised it,
+    not the frames inside ``helpers.checks`` that found the mistake (IPython asks an
+    exception for ``_render_traceback_`` before formatting the frames itself).
+    """
+
+    def _render_traceback_(self):
+        lines = _outside_frames(self.__traceback__)
+        cause = self.__cause__
+        if cause is not None and not isinstance(cause, CheckFailure):
+            inner = _outside_frames(cause.__traceback__)
+            if inner:  # where the student's function raised: the line they need
+                lines += [f"raised {type(cause).__name__} in your code at", *inner]
+        return [*lines, f"\x1b[31mCheckFailure\x1b[0m: {self}"]
 
 
 @contextlib.contextmanager
@@ -90,16 +104,63 @@ def expect_equal(got, want, what, case=""):
         )
 
 
+def _outside_frames(tb):
+    """One line per traceback frame outside ``helpers.checks``: where, and the source line."""
+    import linecache
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    lines = []
+    while tb is not None:
+        filename, lineno = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        folder = os.path.dirname(os.path.abspath(filename))
+        if folder != here and os.sep + "IPython" + os.sep not in folder + os.sep:
+            source = linecache.getline(filename, lineno).strip()
+            lines.append(f"  {_where(filename)}, line {lineno}" + (f": {source}" if source else ""))
+        tb = tb.tb_next
+    return lines
+
+
+def _where(filename):
+    """IPython's name for a notebook cell ("Cell In[7]"), else the file's name."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            kind, name = shell.compile.format_code_name(filename) or (None, None)
+            if kind:
+                return f"{kind} {name}"
+    except Exception:  # noqa: BLE001 - a plain file name will do
+        pass
+    return filename
+
+
 def _on(case):
     return f" on {case}" if case else ""
 
 
 def _fmt(value):
+    """A value as a student wrote it: plain numbers and lists, never ``np.float64(...)``."""
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"
     if isinstance(value, np.ndarray):
         return np.array2string(value, precision=6)
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    if isinstance(value, list | tuple):
+        try:
+            return repr(plain(value))
+        except (TypeError, ValueError):
+            return repr(value)
+    return repr(plain(value))
+
+
+def plain(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    return value
 
 
 # --------------------------------------------------------------------------- checks
@@ -126,7 +187,13 @@ class Case:
 
 
 class Check:
-    """A named check, registered so the grading harness can look it up by name."""
+    """A named check, registered so the grading harness can look it up by name.
+
+    Names are unique: a second check under a name already taken raises ``ValueError``
+    (it would silently replace the first, and the harness would re-judge recorded answers
+    with the wrong judge). Re-running the module that defined it (``importlib.reload``,
+    autoreload) may register the same check again.
+    """
 
     def __init__(self, name, what, cases, judge, call_kwargs=None):
         self.name = name          # "kmeans.assign_clusters"
@@ -134,6 +201,10 @@ class Check:
         self.cases = cases        # (**params) -> list[Case]
         self.judge = judge        # (case, answer) -> None or raise CheckFailure
         self.call_kwargs = call_kwargs or {}
+        old = REGISTRY.get(name)
+        if old is not None and _identity(old) != _identity(self):
+            raise ValueError(f"a check named {name!r} is already registered (checking "
+                             f"{old.what!r} with {_identity(old)[2]}); choose another name")
         REGISTRY[name] = self
 
     def __call__(self, fn, **params):
@@ -155,6 +226,13 @@ class Check:
         for case, answer in zip(cases, answers):
             with quiet():
                 self.judge(case, decode(answer))
+
+
+def _identity(check):
+    """What makes two registrations the same check: its class, its function and its judge."""
+    judge = check.judge
+    return (type(check).__qualname__, check.what,
+            f"{getattr(judge, '__module__', '?')}.{getattr(judge, '__qualname__', repr(judge))}")
 
 
 def _record(name, params, answers):

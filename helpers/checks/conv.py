@@ -27,6 +27,7 @@ from helpers.checks._core import (
     Case,
     Check,
     CheckFailure,
+    _fmt,
     as_array,
     expect_close,
     expect_equal,
@@ -297,6 +298,14 @@ def _conv1x1_judge(case, got):
     want = ref.conv2d(x, w[:, :, None, None])  # a 1x1 conv layer, no bias
     got = as_array(got, "conv1x1(x, w)", where)
     expect_shape(got, want.shape, "the output", where, names="(N, K, H, W)")
+    N, C, H, W = x.shape
+    no_transpose = (w @ x.reshape(C, -1)).reshape(want.shape)  # C not moved first
+    if not np.allclose(want, no_transpose) and np.allclose(got, no_transpose):
+        raise CheckFailure(
+            f"wrong values in the output on {where}: x.reshape(C, -1) mixes images and "
+            "channels, because C is not the first axis of x (N, C, H, W). Move C first, "
+            "x.transpose(1, 0, 2, 3).reshape(C, -1), and the result's K axis back to second "
+            "place (or use np.einsum('kc,nchw->nkhw', w, x))")
     expect_close(got, want, "the output (vs a conv layer with 1x1 filters)", where)
 
 
@@ -358,10 +367,27 @@ def _convolve_judge(case, got):
     got = as_array(got, "convolve_via_correlate(image, kernel)", where)
     expect_shape(got, want.shape, "the convolution", where, names="(H - Fh + 1, W - Fw + 1)")
     plain = ref.cross_correlate2d(image, kernel)
+    if np.allclose(got, want):
+        return
+    first = _first_difference(got, want)
+    shown = (f"at index {first}: got {_fmt(got[first])}, expected {_fmt(want[first])} "
+             f"(top-left corner: got {_fmt(got[0, 0])}, expected {_fmt(want[0, 0])})")
     if not np.allclose(want, plain) and np.allclose(got, plain):
         raise CheckFailure(f"this is the cross-correlation (what a conv layer computes), not the "
-                           f"convolution f*g, on {where}: flip the kernel first")
-    expect_close(got, want, "the convolution (vs scipy.signal.convolve2d)", where)
+                           f"convolution f*g, on {where}, {shown}: did you flip the kernel? "
+                           "Correlate with flip_kernel(kernel)")
+    for half, axes in ((kernel[::-1], "rows"), (kernel[:, ::-1], "columns")):
+        if np.allclose(got, ref.cross_correlate2d(image, half)):
+            raise CheckFailure(f"wrong values on {where}, {shown}: the kernel was flipped along "
+                               f"its {axes} only; flip both rows and columns (180 degrees)")
+    raise CheckFailure(f"wrong values in the convolution (vs scipy.signal.convolve2d) on "
+                       f"{where}, {shown}: did you flip the kernel (rows and columns) and "
+                       "correlate in 'valid' mode?")
+
+
+def _first_difference(got, want):
+    bad = np.argwhere(~np.isclose(got, want, rtol=1e-7, atol=1e-9))
+    return tuple(int(i) for i in bad[0]) if len(bad) else (0,) * got.ndim
 
 
 check_convolve_via_correlate = Check("conv.convolve_via_correlate", "convolve_via_correlate",

@@ -164,6 +164,12 @@ def _lloyd_judge(case, got):
     sk = KMeans(len(centers), init=centers, n_init=1, algorithm="lloyd", tol=0.0,
                 max_iter=300).fit(X)
     expect_shape(got_centers, centers.shape, "the final centers", where, names="(k, d)")
+    if (np.allclose(got_centers, centers) and not np.allclose(centers, sk.cluster_centers_)):
+        raise CheckFailure(
+            f"the centers lloyd returned are the initial centers, unchanged, on {where}: the "
+            "likely cause is that the updated centers are never kept (e.g. `new_centers = "
+            "update_centers(...)` without `centers = new_centers`, or returning before the "
+            "first update). Return the centers after the last update.")
     expect_close(got_centers, sk.cluster_centers_, "the final centers (vs sklearn)", where,
                  rtol=1e-6, atol=1e-6)
     _check_labels(got[1], X, sk.cluster_centers_, where)
@@ -195,7 +201,7 @@ check_inertia = Check("kmeans.inertia", "compute_inertia", _inertia_cases, _iner
 
 # --------------------------------------------------------------------------- elbow
 
-def _elbow_cases(datasets=("blobs",), seeds=(0,), max_k=8):
+def _elbow_cases(datasets=("blobs",), seeds=(0, 1), max_k=8):
     cases = []
     for name in datasets:
         for seed in seeds:
@@ -215,7 +221,20 @@ def _elbow_judge(case, got):
     ks = list(range(1, max_k + 1))
     want = [ref.kmeans(X, k, seed=seed).inertia for k in ks]
     expect_equal(as_array(got[0], "ks", where, dtype=np.int64), ks, "ks", where)
-    expect_close(got[1], want, "the inertias", where, rtol=1e-9)
+    inertias = as_array(got[1], "the inertias", where)
+    if inertias.shape == (max_k,) and not np.allclose(inertias, want, rtol=1e-9):
+        if seed != 0 and np.allclose(
+                inertias, [ref.kmeans(X, k, seed=0).inertia for k in ks], rtol=1e-9):
+            raise CheckFailure(
+                f"the inertias match clustering.kmeans(X, k, seed=0), not seed={seed}, on "
+                f"{where}: the likely cause is that elbow ignores its seed argument; pass it "
+                "on: clustering.kmeans(X, k, seed=seed)")
+    try:
+        expect_close(inertias, want, "the inertias", where, rtol=1e-9)
+    except CheckFailure as failure:
+        raise CheckFailure(f"{failure}. inertias[i] must be clustering.kmeans(X, ks[i], "
+                           "seed=seed).inertia: without seed=seed each run starts from other "
+                           "random centers") from None
     expect_equal(int(as_array(got[2], "best_k", where)), ref.elbow_k(ks, want), "best_k", where)
 
 

@@ -181,15 +181,20 @@ def _first_bad_step(got, want, equal_nan=False):
 def _diagnose(case, got):
     """A hint when ``got`` matches a plausible mistake exactly."""
     for rule, hint in MISTAKES.get(case.extra["rule"], ()):
+        hint = " " + hint.lstrip()
         try:
             with quiet():
                 alt = _reference_path(rule, case)
         except (ArithmeticError, ValueError):  # a mistake that cannot even run here
             continue
         if _first_bad_step(got, alt, equal_nan=True) is None:
-            return " " + hint
+            return hint
     if not np.all(np.isfinite(got)):
-        return " Your iterates contain inf or NaN: look for a division by zero."
+        first = int(np.argmin(np.isfinite(got).reshape(len(got), -1).all(axis=1)))
+        if case.extra["rule"] == "adam" and first == 0:
+            return " " + MISTAKES["adam"][-1][1]
+        return (f" Your iterates contain inf or NaN from step {first + 1} on: look for a "
+                "division by zero.")
     return ""
 
 
@@ -261,8 +266,9 @@ MISTAKES = {
          "It matches sqrt(vb + epsilon): epsilon goes OUTSIDE the square root, "
          "sqrt(vb) + epsilon."),
         (_adam_variant(t_after=True),
-         "It looks like t is used before it is incremented: increase t first, so the "
-         "first step uses t = 1."),
+         "w is inf or NaN after step 1: the likely cause is t used before it is "
+         "incremented (with t = 0, 1 - beta1**t = 0: a division by zero). Increase t first, "
+         "so the first step uses t = 1."),
     ],
 }
 
@@ -395,17 +401,43 @@ def _train_judge(case, got):
     if not np.isclose(got[0], want[0]):
         raise CheckFailure(f"the first loss should be the full-batch loss at problem.init(), "
                            f"{want[0]:.6g} (= log 10), got {_fmt(got[0])} on {where}")
+    if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+        for sampler_made, hint in SAMPLER_MISTAKES:
+            alt = reference_train(prob, getattr(ref, case.extra["rule"]), case.extra["config"],
+                                  batch_size, epochs, seed, sampler_made=sampler_made)
+            if np.allclose(got, alt, rtol=1e-9, atol=1e-12):
+                bad = int(np.argmax(~np.isclose(got, want, rtol=1e-9, atol=1e-12)))
+                raise CheckFailure(
+                    f"the full-batch loss after epoch {bad} is {_fmt(got[bad])}, expected "
+                    f"{_fmt(want[bad])} on {where}. {hint}")
     expect_close(got, want, "the full-batch loss after each epoch", where, rtol=1e-9,
                  atol=1e-12)
 
 
-def reference_train(prob, rule, config, batch_size, epochs, seed):
-    """Mini-batch training: n // batch_size steps per epoch on ``minibatch_f_and_grad``."""
+SAMPLER_MISTAKES = (
+    ("epoch", "Your losses match a NEW sampler every epoch, which repeats the same batches "
+              "each epoch: create the sampler (problem.minibatch_f_and_grad) once, before "
+              "the loop."),
+    ("step", "Your losses match a NEW sampler at every step, which draws the same first "
+             "batch every time: create the sampler (problem.minibatch_f_and_grad) once, "
+             "before the loop."),
+)
+
+
+def reference_train(prob, rule, config, batch_size, epochs, seed, sampler_made="once"):
+    """Mini-batch training: n // batch_size steps per epoch on ``minibatch_f_and_grad``.
+
+    ``sampler_made`` "epoch" or "step" makes the sampler anew that often: the mistakes
+    the checker recognises (the same batches again and again)."""
     f_and_grad = prob.minibatch_f_and_grad(batch_size, seed=seed)
     w, config = prob.init(), dict(config)
     losses = [prob.loss(w)]
     for _ in range(epochs):
+        if sampler_made == "epoch":
+            f_and_grad = prob.minibatch_f_and_grad(batch_size, seed=seed)
         for _ in range(len(prob.y) // batch_size):
+            if sampler_made == "step":
+                f_and_grad = prob.minibatch_f_and_grad(batch_size, seed=seed)
             _, g = f_and_grad(w)
             w, config = rule(w, g, config)
         losses.append(prob.loss(w))
@@ -435,9 +467,15 @@ def _lbfgs_judge(case, got):
     got = as_array(got, "lbfgs_full_vs_minibatch(...)", where)
     expect_shape(got, (2,), "the result", where,
                  names="(2,): [loss after full-batch L-BFGS, loss after mini-batch L-BFGS]")
-    want = reference_lbfgs_full_vs_minibatch(prob, batch_size, epochs, seed)
+    full, noisy = _lbfgs_runs(prob, batch_size, epochs, seed)
+    want = np.array([prob.loss(full.x), prob.loss(noisy.x)])
     if np.allclose(got, want[::-1], rtol=1e-6) and not np.allclose(want, want[::-1]):
         raise CheckFailure(f"the two losses are swapped on {where}: full batch first")
+    if np.isclose(got[1], noisy.fun, rtol=1e-9) and not np.isclose(noisy.fun, want[1]):
+        raise CheckFailure(
+            f"the mini-batch value {_fmt(got[1])} is res.fun, the loss on the LAST MINI-BATCH "
+            f"only, not on the whole data set (that is {_fmt(want[1])}) on {where}: use "
+            "problem.loss(res.x), not .fun, for both runs")
     expect_close(got[0], want[0], "the loss after full-batch L-BFGS "
                  f"(max_evals = epochs = {epochs})", where, rtol=1e-6, atol=1e-9)
     if not np.isclose(got[1], want[1], rtol=1e-6, atol=1e-9):
@@ -453,10 +491,15 @@ def _lbfgs_judge(case, got):
 def reference_lbfgs_full_vs_minibatch(prob, batch_size, epochs, seed):
     """[full-batch loss after L-BFGS on the full batch, ... after L-BFGS on mini-batches],
     each run given the same number of examples (``epochs`` passes over the data)."""
+    full, noisy = _lbfgs_runs(prob, batch_size, epochs, seed)
+    return np.array([prob.loss(full.x), prob.loss(noisy.x)])
+
+
+def _lbfgs_runs(prob, batch_size, epochs, seed):
     full = ref.lbfgs(prob.f_and_grad, prob.init(), max_evals=epochs)
     noisy = ref.lbfgs(prob.minibatch_f_and_grad(batch_size, seed=seed), prob.init(),
                       max_evals=epochs * len(prob.y) // batch_size)
-    return np.array([prob.loss(full.x), prob.loss(noisy.x)])
+    return full, noisy
 
 
 check_lbfgs_full_vs_minibatch = Check("optim.lbfgs_full_vs_minibatch",

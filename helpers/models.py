@@ -1,4 +1,4 @@
-"""The case-study CNNs of the slides, built from their papers, and a per-layer ``summary``.
+"""The case-study CNNs of the slides, built from their papers.
 
 Models (all ``torch.nn.Module``; every one can be built on the ``meta`` device, which
 allocates nothing, and still be summarised)::
@@ -10,27 +10,38 @@ allocates nothing, and still be summarised)::
     cifar_resnet(depth)      He et al. 2015, Section 4.2, the 6n+2 nets the notebook trains
     BasicBlock, Bottleneck   the two residual blocks (Figure 5 of the ResNet paper)
 
-``layer_shapes`` and ``layer_params`` do the slides' arithmetic by hand (no torch) on
-tables such as ``ALEXNET_LAYERS``; ``summary(model, input_shape)`` lists every leaf layer with its output shape, parameters
-and multiply-adds, as the slides' tables do. Shapes are torch's ``(C, H, W)``; the slides
-write ``W x H x D``: ``[55x55x96]`` is ``(96, 55, 55)`` here.
+Re-exported here, so that every name the notebooks use is importable from
+``helpers.models``:
+
+- :mod:`helpers.summary`: ``summary(model, input_shape)`` lists every leaf layer with its
+  output shape, parameters and multiply-adds, as the slides' tables do. Shapes are
+  torch's ``(C, H, W)``; the slides write ``W x H x D``: ``[55x55x96]`` is
+  ``(96, 55, 55)`` there.
+- :mod:`helpers.layer_tables` (no torch): the slides' tables as data (``ALEXNET_LAYERS``,
+  ``LENET5_LAYERS``) and ``layer_shapes`` / ``layer_params``, their arithmetic by hand,
+  in the slides' ``(H, W, C)`` order (the order unit 06's exercise asks for).
 
 This module imports torch; ``import helpers`` does not import it.
 """
 
 from __future__ import annotations
 
-import copy
-import html
-import math
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from helpers._validation import check_int
+from helpers.layer_tables import (
+    ALEXNET_LAYERS,
+    LAYER_KINDS,
+    LENET5_LAYERS,
+    describe_layer,
+    layer_params,
+    layer_shapes,
+)
+from helpers.summary import LayerRow, Summary, summary
 
 __all__ = [
     "ALEXNET_LAYERS",
@@ -754,337 +765,6 @@ def cifar_resnet(depth: int = 20, num_classes: int = 10, *, shortcut: str | None
 
 
 # --------------------------------------------------------------------------------------
-# layer tables by hand: the slides' arithmetic, without torch
-# --------------------------------------------------------------------------------------
-
-LAYER_KINDS = ("conv", "pool", "norm", "fc")
-
-# The slides' tables as data: one dict per layer. "conv": ``filters`` of ``size`` x ``size``
-# at ``stride`` with ``pad``; "pool": a ``size`` x ``size`` window at ``stride`` (no
-# parameters); "norm": a normalisation layer (same shape, no parameters); "fc": a fully
-# connected layer of ``units`` neurons.
-LENET5_LAYERS = (
-    dict(name="c1", kind="conv", filters=6, size=5, stride=1, pad=0),
-    dict(name="s2", kind="pool", size=2, stride=2),
-    dict(name="c3", kind="conv", filters=16, size=5, stride=1, pad=0),
-    dict(name="s4", kind="pool", size=2, stride=2),
-    dict(name="c5", kind="conv", filters=120, size=5, stride=1, pad=0),
-    dict(name="f6", kind="fc", units=84),
-    dict(name="output", kind="fc", units=10),
-)
-"""LeNet-5 as :func:`lenet5` builds it, for a (32, 32, 1) input."""
-
-ALEXNET_LAYERS = (
-    dict(name="conv1", kind="conv", filters=96, size=11, stride=4, pad=0),
-    dict(name="pool1", kind="pool", size=3, stride=2),
-    dict(name="norm1", kind="norm"),
-    dict(name="conv2", kind="conv", filters=256, size=5, stride=1, pad=2),
-    dict(name="pool2", kind="pool", size=3, stride=2),
-    dict(name="norm2", kind="norm"),
-    dict(name="conv3", kind="conv", filters=384, size=3, stride=1, pad=1),
-    dict(name="conv4", kind="conv", filters=384, size=3, stride=1, pad=1),
-    dict(name="conv5", kind="conv", filters=256, size=3, stride=1, pad=1),
-    dict(name="pool3", kind="pool", size=3, stride=2),
-    dict(name="fc6", kind="fc", units=4096),
-    dict(name="fc7", kind="fc", units=4096),
-    dict(name="fc8", kind="fc", units=1000),
-)
-"""The slides' "Full (simplified) AlexNet architecture", for a (227, 227, 3) input."""
-
-
-def layer_shapes(layers, input_shape) -> list:
-    """Output shape ``(H, W, C)`` of every layer of a stack, by the slides' formula.
-
-    A conv layer gives ``(output_size(H, size, stride, pad), ..., filters)``, a pool layer
-    ``(output_size(H, size, stride), ..., C)``, a norm layer the same shape, and an fc
-    layer ``(1, 1, units)`` (the slides write ``[4096]``; as a shape it is a 1x1 map of
-    4096 channels, which is what a conv covering the whole input would give).
-
-    Parameters
-    ----------
-    layers : sequence of dict
-        As :data:`ALEXNET_LAYERS`: each has a ``kind`` ("conv", "pool", "norm", "fc") and
-        the numbers that kind needs.
-    input_shape : (H, W, C)
-        The input volume, in the slides' order (height, width, depth).
-
-    Returns
-    -------
-    list of (int, int, int), one per layer
-
-    Raises
-    ------
-    ValueError
-        When a filter or window does not fit (see :func:`helpers.conv.output_size`).
-
-    Examples
-    --------
-    >>> layer_shapes(ALEXNET_LAYERS, (227, 227, 3))[:3]
-    [(55, 55, 96), (27, 27, 96), (27, 27, 96)]
-    >>> layer_shapes(LENET5_LAYERS, (32, 32, 1))[-3:]
-    [(1, 1, 120), (1, 1, 84), (1, 1, 10)]
-    """
-    from helpers.conv import output_size
-
-    shapes = []
-    H, W, C = _check_volume(input_shape)
-    for layer in _check_layers(layers):
-        kind = layer["kind"]
-        if kind == "conv":
-            H = output_size(H, layer["size"], layer["stride"], layer["pad"])
-            W = output_size(W, layer["size"], layer["stride"], layer["pad"])
-            C = layer["filters"]
-        elif kind == "pool":
-            H = output_size(H, layer["size"], layer["stride"])
-            W = output_size(W, layer["size"], layer["stride"])
-        elif kind == "fc":
-            H, W, C = 1, 1, layer["units"]
-        shapes.append((H, W, C))
-    return shapes
-
-
-def layer_params(layers, input_shape) -> list:
-    """Learnable parameters of every layer of a stack: weights plus one bias per filter/unit.
-
-    conv: ``(size*size*C_in)*filters + filters`` (:func:`helpers.conv.conv_params`);
-    pool and norm: 0; fc: ``(H*W*C_in)*units + units``, where ``(H, W, C_in)`` is the
-    shape coming in.
-
-    Parameters
-    ----------
-    layers, input_shape
-        As for :func:`layer_shapes`.
-
-    Returns
-    -------
-    list of int, one per layer
-
-    Examples
-    --------
-    >>> layer_params(ALEXNET_LAYERS, (227, 227, 3))[:3]   # conv1: 35K; pool1: 0!
-    [34944, 0, 0]
-    >>> sum(layer_params(LENET5_LAYERS, (32, 32, 1)))
-    61706
-    """
-    from helpers.conv import conv_params
-
-    layers = _check_layers(layers)
-    shapes = [_check_volume(input_shape), *layer_shapes(layers, input_shape)]
-    counts = []
-    for (H, W, C), layer in zip(shapes, layers):
-        if layer["kind"] == "conv":
-            counts.append(conv_params(layer["size"], C, layer["filters"]))
-        elif layer["kind"] == "fc":
-            counts.append(H * W * C * layer["units"] + layer["units"])
-        else:
-            counts.append(0)
-    return counts
-
-
-def describe_layer(layer) -> str:
-    """The slides' wording of one layer dict: "CONV1: 96 11x11 filters at stride 4, pad 0"."""
-    name = str(layer.get("name", layer["kind"])).upper()
-    kind = layer["kind"]
-    if kind == "conv":
-        return (f"{name}: {layer['filters']} {layer['size']}x{layer['size']} filters at "
-                f"stride {layer['stride']}, pad {layer['pad']}")
-    if kind == "pool":
-        return f"{name}: {layer['size']}x{layer['size']} pooling at stride {layer['stride']}"
-    if kind == "fc":
-        return f"{name}: {layer['units']} neurons"
-    return f"{name}: normalization layer"
-
-
-def _check_volume(input_shape):
-    if not isinstance(input_shape, tuple | list) or len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (H, W, C), e.g. (227, 227, 3); got "
-                         f"{input_shape!r}")
-    return tuple(check_int(d, "input_shape", min_value=1) for d in input_shape)
-
-
-_LAYER_KEYS = {"conv": ("filters", "size", "stride", "pad"), "pool": ("size", "stride"),
-               "norm": (), "fc": ("units",)}
-
-
-def _check_layers(layers):
-    if not isinstance(layers, tuple | list):
-        raise TypeError(f"layers must be a list of dicts such as ALEXNET_LAYERS; got "
-                        f"{type(layers).__name__}")
-    for i, layer in enumerate(layers):
-        kind = layer.get("kind") if isinstance(layer, dict) else None
-        if kind not in _LAYER_KEYS:
-            raise ValueError(f"layers[{i}] must be a dict whose kind is one of "
-                             f"{', '.join(LAYER_KINDS)}; got {layer!r}")
-        for key in _LAYER_KEYS[kind]:
-            check_int(layer.get(key), f"layers[{i}][{key!r}]",
-                      min_value=0 if key == "pad" else 1)
-    return layers
-
-
-# --------------------------------------------------------------------------------------
-# summary
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One row of a :class:`Summary`: a leaf layer and what one image costs in it.
-
-    ``output_shape`` is per image (no batch dimension); ``params`` counts the layer's own
-    parameters (0 on a second call of a shared layer, so rows add up to the total, unless
-    a container module holds parameters of its own); ``macs`` are multiply-adds per
-    image, non-zero for conv and linear layers only.
-    """
-
-    name: str
-    kind: str
-    output_shape: tuple
-    params: int
-    macs: int
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Per-layer table of a model for one input shape, as returned by :func:`summary`.
-
-    Attributes
-    ----------
-    rows : tuple of LayerRow
-        Leaf layers in the order the forward pass calls them.
-    blocks : tuple of LayerRow
-        The containers (``Sequential``, residual blocks, inception modules, ...) in the
-        order they finish; ``summary["inception3a"]`` looks in both.
-    input_shape, output_shape : tuple
-        Per image, without the batch dimension.
-    params : int
-        All parameters of the model, each shared tensor once (as ``sum(p.numel())``).
-    macs : int
-        Multiply-adds per image of all conv and linear layers.
-    """
-
-    rows: tuple
-    blocks: tuple
-    input_shape: tuple
-    output_shape: tuple
-    params: int
-    macs: int
-
-    def __getitem__(self, name: str) -> LayerRow:
-        """The row of the layer called ``name``, or of a block such as ``"inception3a"``
-        or ``"conv3_x.0"`` (its own output shape, all its parameters, the multiply-adds
-        of all its layers)."""
-        for row in (*self.rows, *self.blocks):
-            if row.name == name:
-                return row
-        known = ", ".join(dict.fromkeys(r.name.split(".")[0] for r in self.rows))
-        raise KeyError(f"no layer or block named {name!r}; top-level names: {known}")
-
-    def to_rows(self) -> list:
-        """The rows as a list of dicts (``pandas.DataFrame(s.to_rows())`` if you like)."""
-        return [dict(name=r.name, kind=r.kind, output_shape=r.output_shape, params=r.params,
-                     macs=r.macs) for r in self.rows]
-
-    def __str__(self) -> str:
-        head = ("layer", "kind", "output shape", "params", "multiply-adds")
-        body = [(r.name, r.kind, _fmt_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
-                for r in self.rows]
-        widths = [max(len(row[i]) for row in [head, *body]) for i in range(5)]
-        align = ("<", "<", "<", ">", ">")
-
-        def line(cells):
-            parts = zip(cells, align, widths, strict=True)
-            return "  ".join(f"{c:{a}{w}}" for c, a, w in parts).rstrip()
-
-        rule = "-" * len(line(head))
-        lines = [f"input {_fmt_shape(self.input_shape)} per image", line(head), rule]
-        lines += [line(b) for b in body]
-        lines += [rule, f"total: {self.params:,} parameters ({_human(self.params)}), "
-                        f"{self.macs:,} multiply-adds ({_human(self.macs)}) per image"]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        cells = "".join(
-            "<tr>" + "".join(
-                f'<td style="text-align:{a}">{html.escape(str(c))}</td>'
-                for c, a in zip(
-                    (r.name, r.kind, _fmt_shape(r.output_shape), f"{r.params:,}",
-                     f"{r.macs:,}"),
-                    ("left", "left", "left", "right", "right"), strict=True))
-            + "</tr>"
-            for r in self.rows)
-        head = "".join(f"<th>{h}</th>" for h in
-                       ("layer", "kind", "output shape", "params", "multiply-adds"))
-        foot = (f"<tr><th colspan='3' style='text-align:left'>total</th>"
-                f"<th style='text-align:right'>{self.params:,}</th>"
-                f"<th style='text-align:right'>{self.macs:,}</th></tr>")
-        return (f"<p>input {html.escape(_fmt_shape(self.input_shape))} per image: "
-                f"{_human(self.params)} parameters, {_human(self.macs)} multiply-adds</p>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody>"
-                f"<tfoot>{foot}</tfoot></table>")
-
-
-def summary(model, input_shape) -> Summary:
-    """Per-layer output shapes, parameters and multiply-adds of ``model`` for one image.
-
-    Runs one forward pass with a batch of one and records, with forward hooks on every
-    leaf module, the output shape, the module's parameters and its multiply-adds:
-
-    * ``Conv1d/2d/3d``: ``H_out * W_out * C_out * (C_in / groups) * kH * kW``
-      (the product over all output positions and kernel dimensions for 1-D/3-D);
-    * ``Linear``: ``in_features * out_features`` (times any extra leading positions);
-    * everything else (ReLU, pooling, normalisation, additions): 0. Bias additions are not
-      counted, as in the papers' "FLOPs"/"ops", which are multiply-adds.
-
-    The pass runs on a copy of the model whose weights are empty tensors on the ``meta``
-    device (shapes only, no arithmetic and no weight copied: ResNet-152 takes
-    milliseconds, and the model itself is not touched). If a layer cannot run on
-    ``meta`` (it reads values, e.g. ``.item()``), it falls back to a real pass of the
-    model on its device with zeros, in eval mode, without gradients, and restores each
-    module's training flag afterwards.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    input_shape : tuple of int
-        Shape of ONE input, without the batch dimension: ``(3, 224, 224)`` for an RGB
-        image, ``(784,)`` for a flat vector.
-
-    Returns
-    -------
-    Summary
-        ``.rows`` (each ``.name .kind .output_shape .params .macs``), ``.params``,
-        ``.macs``; ``s["conv1"]`` finds a row by name (or adds up a block's rows); prints
-        as a text table and renders as an HTML table in a notebook.
-
-    Examples
-    --------
-    >>> s = summary(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 30 * 30, 10)),
-    ...             (3, 32, 32))
-    >>> [(r.name, r.output_shape, r.params, r.macs) for r in s.rows]
-    [('0', (8, 30, 30), 224, 194400), ('1', (7200,), 0, 0), ('2', (10,), 72010, 72000)]
-    >>> s.params, s.macs
-    (72234, 266400)
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    input_shape = _check_shape(input_shape)
-    try:
-        rows, blocks, out = _trace(model, input_shape, meta=True)
-    except Exception:  # some layer has no meta kernel: do it for real
-        try:
-            rows, blocks, out = _trace(model, input_shape, meta=False)
-        except Exception as exc:
-            raise ValueError(
-                f"input_shape={input_shape} does not fit this model (give the shape of one "
-                f"input without the batch dimension, e.g. (3, 224, 224)); the forward pass "
-                f"failed with: {exc}") from exc
-    total = sum(p.numel() for p in model.parameters())
-    return Summary(rows=tuple(rows), blocks=tuple(blocks), input_shape=input_shape,
-                   output_shape=_shape_of(out), params=int(total),
-                   macs=int(sum(r.macs for r in rows)))
-
-
-# --------------------------------------------------------------------------------------
 # private helpers
 # --------------------------------------------------------------------------------------
 
@@ -1140,106 +820,3 @@ def _init_resnet(model):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def _check_shape(input_shape):
-    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
-        input_shape = (input_shape,)
-    if not isinstance(input_shape, tuple | list) or len(input_shape) == 0:
-        raise ValueError(f"input_shape must be a tuple of positive ints such as (3, 224, 224) "
-                         f"(one input, no batch dimension); got {input_shape!r}")
-    return tuple(check_int(d, "input_shape", min_value=1) for d in input_shape)
-
-
-def _trace(model, input_shape, *, meta):
-    if meta:  # run a copy whose weights are meta tensors: the model itself is not touched
-        model = _meta_copy(model)
-        x = torch.empty((1, *input_shape), dtype=_float_dtype_of(model), device="meta")
-    else:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else None
-        x = torch.zeros((1, *input_shape), dtype=_float_dtype_of(model), device=device)
-    names = {m: name for name, m in model.named_modules()}
-    rows, blocks, seen = [], [], set()
-
-    def leaf_hook(module, inputs, output):
-        params = 0
-        if module not in seen:  # a layer called twice has its parameters counted once
-            seen.add(module)
-            params = sum(p.numel() for p in module.parameters(recurse=False))
-        rows.append(LayerRow(name=names[module] or type(module).__name__,
-                             kind=type(module).__name__, output_shape=_shape_of(output),
-                             params=int(params), macs=int(_macs(module, output))))
-
-    def block_hook(module, inputs, output):
-        name = names[module]
-        if not name:  # the model itself: its totals are the Summary's
-            return
-        inside = [r.macs for r in rows if r.name.startswith(name + ".")]
-        blocks.append(LayerRow(name=name, kind=type(module).__name__,
-                               output_shape=_shape_of(output),
-                               params=int(sum(p.numel() for p in module.parameters())),
-                               macs=int(sum(inside))))
-
-    training = {m: m.training for m in model.modules()}
-    handles = [m.register_forward_hook(block_hook if any(True for _ in m.children())
-                                       else leaf_hook)
-               for m in names]
-    try:
-        model.eval()
-        with torch.no_grad():
-            out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, flag in training.items():
-            m.training = flag
-    return rows, blocks, out
-
-
-def _meta_copy(model):
-    # deepcopy, but every parameter and buffer is replaced (through deepcopy's memo) by an
-    # empty meta tensor of the same shape: tied weights stay tied, no data is copied.
-    memo = {}
-    for t in [*model.parameters(), *model.buffers()]:
-        empty = torch.empty_like(t, device="meta")
-        memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) \
-            else empty
-    return copy.deepcopy(model, memo)
-
-
-def _float_dtype_of(model):
-    first = next(model.parameters(), None)
-    if first is not None and first.is_floating_point():
-        return first.dtype
-    return torch.get_default_dtype()
-
-
-def _macs(module, output):
-    if not isinstance(output, torch.Tensor):
-        return 0
-    per_image = output.numel() // max(output.shape[0], 1) if output.dim() else 0
-    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-        return per_image * (module.in_channels // module.groups) * math.prod(module.kernel_size)
-    if isinstance(module, nn.Linear):
-        return per_image * module.in_features
-    return 0
-
-
-def _shape_of(output):
-    if isinstance(output, torch.Tensor):
-        return tuple(output.shape[1:])
-    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-        return tuple(output[0].shape[1:])
-    return ()
-
-
-def _fmt_shape(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")" if len(shape) != 1 else f"({shape[0]},)"
-
-
-def _human(n):
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)

@@ -487,3 +487,41 @@ def test_bad_inputs_name_the_parameter():
     with pytest.raises(ValueError, match="input_shape"):
         summary(lenet5(), (3, 32, 32))  # 3 channels into a 1-channel net
 
+
+
+def test_split_modules_are_re_exported_by_models():
+    import helpers.layer_tables
+    import helpers.models
+    import helpers.summary
+
+    for module in (helpers.layer_tables, helpers.summary):
+        for name in module.__all__:
+            assert getattr(helpers.models, name) is getattr(module, name), name
+            assert name in helpers.models.__all__, name
+
+
+def test_layer_tables_agree_with_summary_in_their_own_orders():
+    """layer_shapes speaks the slides' (H, W, C), summary torch's (C, H, W): same volumes."""
+    from helpers.models import ALEXNET_LAYERS, LENET5_LAYERS, layer_shapes
+
+    for layers, model, shape in ((ALEXNET_LAYERS, alexnet(), (3, 227, 227)),
+                                 (LENET5_LAYERS, lenet5(), (1, 32, 32))):
+        s = summary(model, shape)
+        C, H, W = shape
+        for layer, (h, w, c) in zip(layers, layer_shapes(layers, (H, W, C)), strict=True):
+            if layer["kind"] == "fc":
+                assert s[layer["name"]].output_shape == (c,), layer["name"]
+            else:
+                assert s[layer["name"]].output_shape == (c, h, w), layer["name"]
+
+
+def test_layer_tables_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.layer_tables as t; "
+            "t.layer_params(t.ALEXNET_LAYERS, (227, 227, 3)); "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'ipywidgets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

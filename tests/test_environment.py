@@ -28,18 +28,22 @@ def test_environment_yml_pins_equal_pyproject():
     assert all("==" in dep for dep in project["dependencies"]), "every dependency is pinned"
 
 
-def test_import_helpers_is_fast_and_light():
+def test_import_helpers_is_light():
+    """What `import helpers` loads, counted in modules, not timed (a timing would flake on a
+    busy machine): the package alone, and the numpy-only submodules pull in no heavy library."""
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter(); import helpers; dt = time.perf_counter() - t\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import helpers\n"
+        "print(sorted(set(sys.modules) - before))\n"
         "import helpers.clustering, helpers.data, helpers.checks, helpers.widgets, helpers.device\n"
-        "heavy = [m for m in ('torch', 'ipywidgets', 'matplotlib', 'sklearn') if m in sys.modules]\n"
-        "print(dt, heavy)\n"
+        "import helpers.optim, helpers.layer_tables\n"
+        "print([m for m in ('torch', 'ipywidgets', 'matplotlib', 'sklearn') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    dt, heavy = out.stdout.split(" ", 1)
-    assert heavy.strip() == "[]", f"importing helpers loaded {heavy.strip()}"
-    assert float(dt) < 0.5
+    loaded, heavy = out.stdout.splitlines()
+    assert loaded == "['helpers']", f"`import helpers` loaded more than the package: {loaded}"
+    assert heavy == "[]", f"importing the light submodules loaded {heavy}"
     assert out.stderr == "", "importing helpers must not print"
 
 

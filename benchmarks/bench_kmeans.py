@@ -1,7 +1,11 @@
-"""K-Means: helpers (numpy, torch-CPU, GPU if present) against sklearn's Lloyd.
+"""K-Means: helpers (numpy, torch-CPU, GPU if present) against sklearn's Lloyd, and our
+k-means++ initialisation against ``sklearn.cluster.kmeans_plusplus``.
 
-Same data, same initial centers, same number of iterations (tol=0, max_iter fixed; the
-script checks that all of them agree). Each method runs in its own subprocess; its peak
+Lloyd: same data, same initial centers, same number of iterations (tol=0, max_iter fixed;
+the script checks that all of them agree). k-means++: same data, k and number of greedy
+trials (2 + log k); the random streams differ (numpy Generator vs sklearn's RandomState),
+so the script compares the mean potential (sum of squared distances to the nearest chosen
+center) over the timed seeds instead of the centers. Each method runs in its own subprocess; its peak
 memory is the rise of the peak RSS (Linux VmHWM, reset after loading data, imports and a
 warm-up run) during the timed runs: what the algorithm needs beyond its input.
 
@@ -22,6 +26,8 @@ import numpy as np
 CASES = [(200_000, 16, 32, 20), (1_000_000, 2, 8, 20)]
 QUICK = [(20_000, 16, 32, 10), (100_000, 2, 8, 10)]
 GPU_CASE = (1_000_000, 64, 256, 20)
+INIT_CASES = [(200_000, 16, 32), (1_000_000, 2, 8)]
+INIT_QUICK = [(20_000, 16, 32), (100_000, 2, 8)]
 
 
 def make(n, d, k, seed=0):
@@ -35,6 +41,8 @@ def make(n, d, k, seed=0):
 def run_one(method, path, k, iters, repeats):
     data = np.load(path)
     X, init = data["X"], data["init"]
+    if method.startswith("init-"):
+        return run_init(method, X, k, repeats)
     if method == "sklearn":
         from sklearn.cluster import KMeans
 
@@ -63,6 +71,40 @@ def run_one(method, path, k, iters, repeats):
                       "peak_mib": peak / 1024}))
 
 
+def run_init(method, X, k, repeats):
+    """Time one k-means++ initialisation per seed; report the best time and the mean
+    potential of the chosen centers (their quality)."""
+    if method == "init-sklearn":
+        from sklearn.cluster import kmeans_plusplus
+
+        def init(seed):
+            return kmeans_plusplus(X, k, random_state=seed)[0]
+    else:
+        from helpers.clustering import init_centers
+
+        def init(seed):
+            return init_centers(X, k, init="k-means++", seed=seed)
+
+    init(100)  # warm-up
+    base = reset_peak_rss()
+    times, chosen = [], []
+    for seed in range(repeats):
+        t = time.perf_counter()
+        chosen.append(init(seed))
+        times.append(time.perf_counter() - t)
+    peak = rss_kib("VmHWM") - base
+    potentials = [potential(X, centers) for centers in chosen]
+    print(json.dumps({"time": min(times), "potential": float(np.mean(potentials)),
+                      "peak_mib": peak / 1024}))
+
+
+def potential(X, centers):
+    """sum over rows of the squared distance to the nearest center (outside the timing)."""
+    from helpers.clustering import inertia
+
+    return inertia(X, centers)
+
+
 def rss_kib(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
@@ -86,6 +128,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", nargs=5)
+    parser.add_argument("--init-only", action="store_true", help="only the k-means++ cases")
     args = parser.parse_args()
     if args.child:
         method, path, k, iters, repeats = args.child
@@ -94,6 +137,24 @@ def main():
     import tempfile
 
     import torch
+
+    print(f"k-means++ initialisation (greedy, 2 + log k trials), best of 5 seeds; "
+          f"torch threads {torch.get_num_threads()}")
+    for n, d, k in INIT_QUICK if args.quick else INIT_CASES:
+        X, init = make(n, d, k)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/data.npz"
+            np.savez(path, X=X, init=init)
+            res = {m: measure(m, path, k, 0, 5) for m in ("init-sklearn", "init-ours")}
+        sk, ours = res["init-sklearn"], res["init-ours"]
+        print(f"\nn={n:,} d={d} k={k}")
+        for m, r in res.items():
+            print(f"  {m:12s} {r['time'] * 1000:9.1f} ms   x{r['time'] / sk['time']:5.2f} of sklearn"
+                  f"   peak +{r['peak_mib']:7.1f} MiB   mean potential "
+                  f"{r['potential'] / sk['potential']:.3f} of sklearn's")
+        print(f"  memory: x{ours['peak_mib'] / max(sk['peak_mib'], 1e-9):.2f} of sklearn's peak")
+    if args.init_only:
+        return
 
     cases = [(*c, ("sklearn", "numpy", "torch-cpu")) for c in (QUICK if args.quick else CASES)]
     if torch.cuda.is_available():

@@ -8,7 +8,7 @@ both backends give exactly the same results.
 
 from __future__ import annotations
 
-from helpers.clustering import _block_rows, _means, relocate_empty_clusters
+from helpers._kmeans import _block_rows, _center_distances, _means, relocate_empty_clusters
 from helpers.device import resolve_device, torch_dtype_for
 
 
@@ -62,7 +62,6 @@ def _assign_and_sum(Xt, C, x_sq):
     import numpy as np
     import torch
 
-    from helpers.clustering import _center_distances
 
     k, d = C.shape
     exact = Xt.device.type == "cpu" and Xt.dtype == torch.float64
@@ -71,11 +70,14 @@ def _assign_and_sum(Xt, C, x_sq):
     else:
         c_sq = (C * C).sum(dim=1)
     minus_2ct = -2.0 * C.T
-    # bound on the rounding error of one distance: |x.c| <= (||x||^2 + ||c||^2) / 2
+    # Bound on the rounding error of one distance: d products and 2 additions, each off by
+    # at most eps * (||x||^2 + ||c||^2) since |x.c| <= (||x||^2 + ||c||^2) / 2; x64 margin
+    # because MKL may sum in any order (too wide only sends more rows to the exact path).
     slack = 64 * (d + 2) * torch.finfo(Xt.dtype).eps
     labels = torch.empty(Xt.shape[0], dtype=torch.int64, device=Xt.device)
     sums = torch.zeros_like(C)
     best_total = torch.zeros((), dtype=Xt.dtype, device=Xt.device)
+    # GPU: 2**26 distances per block (256 MiB in float32) keep every core busy and fit any card
     rows = _block_rows(k) if Xt.device.type == "cpu" else max(1, 2**26 // k)
     for start in range(0, Xt.shape[0], rows):
         block = Xt[start : start + rows]

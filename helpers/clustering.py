@@ -21,6 +21,21 @@ from helpers._dbscan import (
     k_distance,
     region_query,
 )
+from helpers._kmeans import (  # noqa: F401  (private names kept importable from here)
+    _CHUNK,
+    _PARALLEL_MIN_ROWS,
+    _assign,
+    _assign_and_sum,
+    _block_rows,
+    _BlockRunner,
+    _center_distances,
+    _cluster_sums,
+    _lloyd,
+    _means,
+    _update,
+    kmeans_plusplus,
+    relocate_empty_clusters,
+)
 from helpers._validation import check_array, check_choice, check_float, check_int
 
 __all__ = [
@@ -297,7 +312,7 @@ def init_centers(X, k, *, init="k-means++", seed=None):
         return X[np.sort(rng.choice(n, size=k, replace=False))].copy()
     if init == "farthest":
         return farthest_first(X, k, first=int(rng.integers(n)))
-    return _kmeans_plusplus(X, k, rng)
+    return kmeans_plusplus(X, k, rng)
 
 
 def farthest_first(X, k, first=0):
@@ -351,231 +366,7 @@ def elbow_k(ks, inertias):
     return int(ks[1 + int(np.argmax(second))])
 
 
-# --------------------------------------------------------------------------- internals
-
-_CHUNK = 16384  # rows per block where only memory matters (inertia)
-_PARALLEL_MIN_ROWS = 16384  # below this many rows per core, threads cost more than they save
-
-
-def _block_rows(k):
-    """Rows per block in the assignment pass: the block's (rows, k) distances stay in the
-    CPU cache (about 1 MiB), yet blocks are long enough that numpy's per-call overhead is
-    small. Measured on 200,000 x 16, k=32 and 1,000,000 x 2, k=8 (benchmarks/bench_kmeans.py)."""
-    return int(np.clip(2**17 // k, 1024, 16384))
-
-
-def _lloyd(X, centers, max_iter, tol_abs):
-    """Lloyd's loop on centred data, mirroring sklearn's _kmeans_single_lloyd."""
-    history = [centers.copy()]
-    inertias = []
-    labels_old = None
-    converged = False
-    x_sq = float(np.einsum("ij,ij->", X, X))
-    columns = np.ascontiguousarray(X.T)  # for the sums, see _cluster_sums
-    with _BlockRunner(X.shape[0]) as run:
-        for _ in range(max_iter):
-            labels, sums, counts, best = _assign_and_sum(X, centers, run, columns=columns)
-            inertias.append(max(best + x_sq, 0.0))
-            relocate_empty_clusters(X, labels, centers, sums, counts)
-            new_centers = _means(sums, counts)
-            shift = float(((new_centers - centers) ** 2).sum())
-            centers = new_centers
-            history.append(centers.copy())
-            if labels_old is not None and np.array_equal(labels, labels_old):
-                return centers, labels, len(inertias), history, inertias, True
-            if shift <= tol_abs:
-                converged = True
-                break
-            labels_old = labels
-        labels = _assign_and_sum(X, centers, run, sums=False)[0]
-    return centers, labels, len(inertias), history, inertias, converged
-
-
-def _assign_and_sum(X, centers, run=None, sums=True, columns=None):
-    """One pass over the data, block by block of rows: the nearest center of every row,
-    each cluster's sum of points and count, and the sum over rows of
-    min_c (||c||^2 - 2 x.c) (add sum ||x||^2 to get the inertia).
-
-    Distances use ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2, computed exactly as sklearn
-    does (one matrix product per block, then + ||c||^2), so near-ties break the same way;
-    ||x||^2 does not change which center is nearest and is left out. Blocks are small
-    enough to stay in the CPU cache, and ``run`` (a :class:`_BlockRunner`) may spread them
-    over the cores. The sums then come from one sequential pass (:func:`_cluster_sums`).
-    """
-    n, d = X.shape
-    k = centers.shape[0]
-    c_sq = np.einsum("ij,ij->i", centers, centers)
-    labels = np.empty(n, dtype=np.int64)
-
-    rows_per_block = _block_rows(k)
-    # where row r's entry for cluster c sits in a flattened (rows_per_block, k) block
-    row_offsets = np.arange(rows_per_block) * k
-
-    def work(starts):
-        dist = np.empty((rows_per_block, k))
-        best = 0.0
-        for start in starts:
-            block = X[start : start + rows_per_block]
-            m = block.shape[0]
-            dist_m = _center_distances(block, centers, c_sq, dist[:m])
-            idx = dist_m.argmin(axis=1)
-            labels[start : start + m] = idx
-            best += float(dist_m.reshape(-1)[row_offsets[:m] + idx].sum())
-        return best
-
-    best = sum((run or _BlockRunner.serial)(range(0, n, rows_per_block), work))
-    if not sums:
-        return labels, None, None, best
-    cluster_sums, counts = _cluster_sums(X, labels, k, columns)
-    return labels, cluster_sums, counts, best
-
-
-def _center_distances(block, centers, c_sq, out):
-    """``out[i, j] = ||c_j||^2 - 2 x_i . c_j`` for the rows of ``block``, computed by the
-    very BLAS call sklearn's Lloyd makes (scipy's dgemm, c_sq then beta=1, alpha=-2, same
-    operand order), so every rounding - and so every near-tie between two centers, common
-    with integer-valued data - comes out as in sklearn. numpy's own matmul links another
-    OpenBLAS build whose sums round differently in the last bit."""
-    from scipy.linalg.blas import dgemm
-
-    out[...] = c_sq
-    # Column-major view: out.T (k, m) = -2 * centers (k, d) @ block.T (d, m) + out.T.
-    # f2py writes into out when it can (out C-contiguous); the result is right either way.
-    return dgemm(-2.0, centers.T, block.T, beta=1.0, c=out.T, trans_a=1, overwrite_c=1).T
-
-
-class _BlockRunner:
-    """Runs ``work(starts)`` over row blocks, split among the CPU cores when there are
-    enough rows; BLAS is held to one thread meanwhile so that the workers do not fight
-    over the cores (sklearn's Lloyd does the same). The threads overlap only where numpy
-    releases the GIL, around each argmin and copy (scipy's dgemm wrapper keeps it):
-    measured on 2 cores, the assignment pass takes half the time at 1,000,000 x 2, k=8,
-    and the same time at 200,000 x 16, k=32 (see NOTES.md)."""
-
-    def __init__(self, n, workers=None):
-        import os
-
-        if workers is None:
-            cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else os.cpu_count())
-            workers = min(cores or 1, n // _PARALLEL_MIN_ROWS)
-        self.workers = max(1, workers)
-        self._pool = self._limits = None
-
-    def __enter__(self):
-        if self.workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            self._limits = threadpool_limits(limits=1, user_api="blas")
-            self._pool = ThreadPoolExecutor(self.workers)
-        return self
-
-    def __exit__(self, *exc):
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._limits.restore_original_limits()
-
-    def __call__(self, starts, work):
-        if self._pool is None:
-            return [work(starts)]
-        return list(self._pool.map(work, [starts[i :: self.workers] for i in range(self.workers)]))
-
-    @staticmethod
-    def serial(starts, work):
-        return [work(starts)]
-
-
-def _assign(X, centers):
-    """Nearest center per row, and the inertia of that assignment."""
-    labels, _, _, best = _assign_and_sum(X, centers, sums=False)
-    return labels, max(best + float(np.einsum("ij,ij->", X, X)), 0.0)
-
-
-def _cluster_sums(X, labels, k, columns=None):
-    """Per-cluster sums of the points (k, d) and counts (k,).
-
-    A weighted bincount per feature adds the points of each cluster one by one in row
-    order, as sklearn's Lloyd does (for up to 256 rows, one of its chunks, the sums are bit
-    for bit the same; near-ties in the next assignment depend on that). ``columns`` is
-    ``X.T`` as a contiguous array when the caller keeps one (bincount is 3x faster on it).
-    """
-    if columns is None:
-        columns = np.ascontiguousarray(X.T)
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.empty((k, X.shape[1]))
-    for j, column in enumerate(columns):
-        sums[:, j] = np.bincount(labels, weights=column, minlength=k)
-    return sums, counts
-
-
-def _means(sums, counts):
-    """sums / counts the way sklearn computes it (times the reciprocal: a last-bit
-    difference from dividing that can flip a near-tie in the next assignment)."""
-    return sums * (1.0 / counts)[:, None]
-
-
-def _update(X, labels, old_centers):
-    """Means of the clusters; empty clusters relocated (sklearn's rule, see kmeans Notes)."""
-    k = old_centers.shape[0]
-    sums, counts = _cluster_sums(X, labels, k)
-    relocate_empty_clusters(X, labels, old_centers, sums, counts)
-    return _means(sums, counts)
-
-
-def relocate_empty_clusters(X, labels, old_centers, sums, counts):
-    """Fill empty clusters in place: each takes one of the points farthest from their center.
-
-    ``sums`` (k, d) and ``counts`` (k,) are per-cluster sums and sizes; on return every
-    count is positive. The farthest points are picked exactly as sklearn's
-    ``_relocate_empty_clusters_dense`` picks them (same argpartition), which is what makes
-    the results identical when clusters empty out. Shared by the numpy and torch backends.
-    """
-    empty = np.flatnonzero(counts == 0)
-    if empty.size == 0:
-        return
-    n_empty = empty.size
-    dist = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], _CHUNK):  # squared distance to own center, by blocks
-        diff = X[start : start + _CHUNK] - old_centers[labels[start : start + _CHUNK]]
-        dist[start : start + _CHUNK] = np.einsum("ij,ij->i", diff, diff)
-    if np.max(dist) == 0:
-        # More clusters than distinct points: no point can move. Park the empty centers on
-        # the biggest cluster's center (sklearn does the same) rather than at the origin.
-        biggest = int(np.argmax(counts))
-        sums[empty] = sums[biggest] / counts[biggest]
-        counts[empty] = 1.0
-        return
-    far = np.argpartition(dist, -n_empty)[: -n_empty - 1 : -1]
-    for new_id, idx in zip(empty, far):
-        old_id = labels[idx]
-        sums[old_id] -= X[idx]
-        counts[old_id] -= 1
-        sums[new_id] = X[idx]
-        counts[new_id] = 1
-
-
-def _kmeans_plusplus(X, k, rng):
-    """Greedy k-means++ (Arthur & Vassilvitskii 2007; greedy trials as in sklearn)."""
-    n = X.shape[0]
-    n_trials = 2 + int(np.log(k))
-    first = int(rng.integers(n))
-    centers = [X[first]]
-    closest = ((X - X[first]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        total = closest.sum()
-        if total <= 0:  # all remaining points coincide with centers: pick any unused row
-            candidates = rng.integers(n, size=n_trials)
-        else:
-            candidates = np.searchsorted(np.cumsum(closest), rng.uniform(size=n_trials) * total)
-            candidates = np.clip(candidates, 0, n - 1)
-        d2 = ((X[None, :, :] - X[candidates][:, None, :]) ** 2).sum(axis=2)
-        pots = np.minimum(closest[None, :], d2)
-        best = int(np.argmin(pots.sum(axis=1)))
-        centers.append(X[candidates[best]])
-        closest = pots[best]
-    return np.array(centers)
+# --------------------------------------------------------------------------- validation
 
 
 def _check_centers(centers, name, d):

@@ -186,6 +186,85 @@ def test_kmeans_plusplus_is_as_good_as_sklearns():
     assert ours <= 1.05 * theirs
 
 
+def greedy_kmeans_plusplus(X, k, rng):
+    """Arthur & Vassilvitskii's D^2 sampling with sklearn's greedy 2 + log(k) trials, written
+    the obvious way (every distance as sum((x - c)**2)): the reference for the fast one."""
+    n = len(X)
+    n_trials = 2 + int(np.log(k))
+    centers = [X[int(rng.integers(n))]]
+    closest = ((X - centers[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        cumulative = np.cumsum(closest)
+        candidates = np.searchsorted(cumulative, rng.uniform(size=n_trials) * cumulative[-1])
+        candidates = np.minimum(candidates, n - 1)
+        pots = [np.minimum(closest, ((X - X[c]) ** 2).sum(axis=1)) for c in candidates]
+        best = int(np.argmin([p.sum() for p in pots]))
+        centers.append(X[candidates[best]])
+        closest = pots[best]
+    return np.array(centers)
+
+
+@pytest.mark.parametrize("n,d,k,offset", [(500, 2, 5, 0.0), (3000, 7, 20, 0.0),
+                                          (40_000, 3, 9, 0.0), (2000, 4, 8, 1e4)])
+def test_kmeans_plusplus_picks_the_greedy_d2_centers(n, d, k, offset):
+    # The blocked ||x||^2 - 2 x.c + ||c||^2 distances must pick the very rows the plain
+    # algorithm picks from the same random stream (40,000 rows: several blocks, BLAS limited).
+    rng = np.random.default_rng(n)
+    X = 3 * rng.standard_normal((k, d))[rng.integers(k, size=n)] + rng.standard_normal((n, d))
+    X += offset  # far from the origin: the distances are taken about the mean
+    ours = clustering.init_centers(X, k, init="k-means++", seed=7)
+    np.testing.assert_array_equal(ours, greedy_kmeans_plusplus(X, k, np.random.default_rng(7)))
+
+
+def test_kmeans_plusplus_potential_matches_sklearns_over_seeds():
+    # Quality of the init itself (before Lloyd): the sum of squared distances to the chosen
+    # centers, over 30 seeds each, against sklearn.cluster.kmeans_plusplus. The random
+    # streams differ (numpy Generator vs RandomState), so compare distributions.
+    from sklearn.cluster import kmeans_plusplus
+
+    rng = np.random.default_rng(3)
+    k, d = 12, 3
+    X = 6 * rng.standard_normal((k, d))[rng.integers(k, size=4000)] + rng.standard_normal((4000, d))
+    ours = np.array([clustering.inertia(X, clustering.init_centers(X, k, seed=s))
+                     for s in range(30)])
+    theirs = np.array([clustering.inertia(X, kmeans_plusplus(X, k, random_state=s)[0])
+                       for s in range(30)])
+    assert np.median(ours) <= 1.15 * np.median(theirs)
+    assert np.mean(ours) <= 1.15 * np.mean(theirs)
+    uniform = np.array([clustering.inertia(X, clustering.init_centers(X, k, init="random", seed=s))
+                        for s in range(30)])
+    assert np.mean(ours) < 0.8 * np.mean(uniform)  # the test can tell D^2 sampling apart
+
+
+def test_kmeans_plusplus_is_reproducible_from_seed():
+    X = np.random.default_rng(0).standard_normal((30_000, 5))
+    a = clustering.init_centers(X, 10, seed=123)
+    np.testing.assert_array_equal(a, clustering.init_centers(X, 10, seed=123))
+    np.testing.assert_array_equal(a, clustering.init_centers(X, 10, seed=np.random.default_rng(123)))
+    assert not np.array_equal(a, clustering.init_centers(X, 10, seed=124))
+
+
+def test_kmeans_plusplus_needs_no_big_temporaries():
+    # The old code built an (n_trials, n, d) array: 5 x 100,000 x 16 floats = 64 MB here.
+    # Now: a few arrays of n floats (0.8 MB each) and a ~1 MiB block.
+    import tracemalloc
+
+    X = np.random.default_rng(0).standard_normal((100_000, 16))
+    tracemalloc.start()
+    clustering.init_centers(X, 32, seed=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * X.shape[0] * 8  # under eight arrays of n floats
+
+
+def test_kmeans_plusplus_with_duplicates_and_k_equal_n():
+    X = np.repeat(np.arange(4.0)[:, None], 5, axis=0)  # 4 distinct points, 5 copies each
+    centers = clustering.init_centers(X, 4, seed=0)
+    assert sorted(centers.ravel().tolist()) == [0.0, 1.0, 2.0, 3.0]
+    centers = clustering.init_centers(X, 6, seed=0)  # more centers than distinct points
+    assert set(centers.ravel().tolist()) == {0.0, 1.0, 2.0, 3.0}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("init", ["random", "farthest", "k-means++"])
 def test_seeded_inits_are_deterministic_across_backends(backend, init):

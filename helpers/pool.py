@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers._spatial import _check_bool, _check_size, _spatial_output_size, _taps, _work_dtype
 from helpers._validation import check_array
-from helpers.conv import _check_bool, _check_size, _spatial_output_size, _taps, _work_dtype
 
 __all__ = ["avg_pool2d", "max_pool2d", "max_pool2d_backward"]
 

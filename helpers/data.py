@@ -2,11 +2,19 @@
 
 Toy 2-D sets (generated from a seed, so nothing ships or downloads) for the clustering
 units; real images and digits for the CNN units.
+
+Files live in the repository's top-level ``data/`` folder (:data:`DATA_DIR`, found next to
+this package: ``helpers`` is installed editable, and the grading sandbox binds ``data/``
+read-only beside ``helpers/``). ``data/README.md`` lists every data set with its source,
+licence, size and SHA-256, generated from ``data/MANIFEST.json``. The slides' worked
+examples (:func:`slide_example`) and the two photographs (:func:`sample_image`) ship
+there; CIFAR-10 goes to ``data/cifar-10-batches-py/`` (git-ignored) when you fetch it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +22,87 @@ from pathlib import Path
 import numpy as np
 
 from helpers._validation import check_choice, check_float, check_int
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+"""The repository's ``data/`` folder, where every file this module reads lives."""
+
+
+def data_path(*parts) -> Path:
+    """The path of a file under :data:`DATA_DIR`, checked to exist.
+
+    Parameters
+    ----------
+    *parts : str
+        Path components below ``data/``, e.g. ``("images", "china.jpg")``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is not there; the message names the full path and why it may be
+        missing (a copy of ``helpers`` installed without the repository beside it).
+
+    Examples
+    --------
+    >>> data_path("slides", "max_pool.json").name
+    'max_pool.json'
+    """
+    path = DATA_DIR.joinpath(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing. helpers.data reads the course's files from the repository's "
+            f"data/ folder ({DATA_DIR}), found beside the helpers package: install helpers "
+            f"from a clone with `pip install -e .` (`make lab` does) so that data/ is next to "
+            f"it, and restore the file from git (data/README.md lists every file).")
+    return path
+
+
+SLIDE_EXAMPLES = ("alexnet", "conv_params", "max_pool", "output_size")
+
+
+def slide_example(name: str) -> dict:
+    """A worked example from the slides, as shipped in ``data/slides/<name>.json``.
+
+    ======================  ===============================================================
+    ``"max_pool"``          the 4x4 slice ``x``, ``size``, ``stride`` and its 2x2 max pool
+                            ``y`` (unit 04)
+    ``"output_size"``       ``examples``: ``N``, ``F``, ``stride``, ``pad`` and the
+                            ``output`` size, None where the filter "doesn't fit" (unit 03)
+    ``"conv_params"``       ``examples``: ``F``, ``D_in``, ``K``, ``bias`` and ``params``
+                            (760, AlexNet's 35K) (unit 03)
+    ``"alexnet"``           the printed AlexNet table: ``input`` and ``layers``, each with
+                            ``name``, ``output`` ("55x55x96") and the ``slide`` text
+                            (unit 06)
+    ======================  ===============================================================
+
+    Every example also has ``what``, ``source`` and ``unit``. Numeric 2-D lists (``x``,
+    ``y``) come back as float64 arrays; everything else as JSON gives it.
+
+    Parameters
+    ----------
+    name : {"alexnet", "conv_params", "max_pool", "output_size"}
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> ex = slide_example("max_pool")
+    >>> ex["x"].shape, ex["y"].tolist()
+    ((4, 4), [[6.0, 8.0], [3.0, 4.0]])
+    """
+    check_choice(name, "name", SLIDE_EXAMPLES)
+    with open(data_path("slides", f"{name}.json"), encoding="utf-8") as f:
+        example = json.load(f)
+    for key in ("x", "y"):
+        if key in example:
+            example[key] = np.array(example[key], dtype=np.float64)
+    return example
+
 
 TOY_2D = ("blobs", "moons", "smiley", "uniform", "anisotropic", "density_bars", "rings", "blobs_noise")
 
@@ -229,7 +318,7 @@ def load_digits_images(*, test_size: float = 0.25, seed=0, dtype=np.float32) -> 
     return ImageSplit(X[train], y[train], X[test], y[test], tuple(str(c) for c in range(10)))
 
 
-def load_cifar10(root, *, dtype=np.float32) -> ImageSplit:
+def load_cifar10(root=None, *, dtype=np.float32) -> ImageSplit:
     """CIFAR-10 from the standard python batches in a local folder (no download).
 
     Reads ``data_batch_1`` ... ``data_batch_5`` (50,000 training images), ``test_batch``
@@ -241,8 +330,9 @@ def load_cifar10(root, *, dtype=np.float32) -> ImageSplit:
 
     Parameters
     ----------
-    root : str or Path
-        Folder that contains ``cifar-10-batches-py/``. To get it (163 MB), download
+    root : str, Path or None
+        Folder that contains ``cifar-10-batches-py/``; None (default): the repository's
+        ``data/`` (:data:`DATA_DIR`). To get it (163 MB), download
         https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it there
         (``tar xzf cifar-10-python.tar.gz -C data``), or call :func:`download_cifar10`.
     dtype : numpy dtype
@@ -279,7 +369,7 @@ def load_cifar10(root, *, dtype=np.float32) -> ImageSplit:
                       images(X_test), y_test, classes)
 
 
-def download_cifar10(root, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_MD5,
+def download_cifar10(root=None, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_MD5,
                      force: bool = False, progress: bool = True) -> Path:
     """Download CIFAR-10's python archive, check its MD5 and unpack it into ``root``.
 
@@ -290,8 +380,10 @@ def download_cifar10(root, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_
 
     Parameters
     ----------
-    root : str or Path
-        Folder to put the archive and the ``cifar-10-batches-py/`` folder in (created).
+    root : str, Path or None
+        Folder to put the archive and the ``cifar-10-batches-py/`` folder in (created);
+        None (default): the repository's ``data/`` (:data:`DATA_DIR`), whose contents
+        git ignores.
     url : str
         Where to get the archive (any URL urllib opens, ``file://`` included).
     md5 : str or None
@@ -314,7 +406,7 @@ def download_cifar10(root, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_
     """
     import tarfile
 
-    root = Path(root).expanduser()
+    root = DATA_DIR if root is None else Path(root).expanduser()
     folder = root / CIFAR10_FOLDER
     if not force and _missing(folder) == []:
         return folder
@@ -333,11 +425,12 @@ def download_cifar10(root, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_
 
 def sample_image(name: str = "china", *, gray: bool = False, size=None,
                  dtype=np.float64) -> np.ndarray:
-    """A real photograph from scikit-learn's bundled samples, as floats in [0, 1].
+    """A real photograph from ``data/images/``, as floats in [0, 1].
 
     "china" (a temple in China) and "flower" (a flower close-up), both 427x640 JPEGs by
-    Flickr users danielbuechele and vultilion under CC BY 2.0, shipped inside
-    scikit-learn (no network; reading them needs pillow, which matplotlib installs).
+    Flickr users danielbuechele and vultilion under CC BY 2.0: scikit-learn's two sample
+    images, byte for byte, shipped in the repository so that a student can open them
+    (``data/README.md`` has their checksums). Reading them needs pillow.
 
     Parameters
     ----------
@@ -363,16 +456,15 @@ def sample_image(name: str = "china", *, gray: bool = False, size=None,
     >>> sample_image("flower", gray=True, size=(107, 160)).shape
     (107, 160)
     """
-    from sklearn.datasets import load_sample_image
+    from PIL import Image
 
     if isinstance(name, str) and name.endswith(".jpg"):
         name = name[: -len(".jpg")]
     check_choice(name, "name", SAMPLE_IMAGES)
     dtype = _float_dtype(dtype)
-    img = load_sample_image(f"{name}.jpg")
+    with Image.open(data_path("images", f"{name}.jpg")) as photo:
+        img = np.asarray(photo.convert("RGB"))
     if size is not None:
-        from PIL import Image
-
         h, w = _check_size(size)
         img = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.LANCZOS))
     img = img.astype(np.float64) / 255.0
@@ -411,7 +503,7 @@ def _missing(folder: Path) -> list:
 
 
 def _find_cifar10(root) -> Path:
-    root = Path(root).expanduser()
+    root = DATA_DIR if root is None else Path(root).expanduser()
     for folder in (root / CIFAR10_FOLDER, root):
         if not _missing(folder):
             return folder

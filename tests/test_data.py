@@ -1,4 +1,6 @@
-"""helpers.data's image loaders against scikit-learn, pillow and the CIFAR-10 file format.
+"""helpers.data's image loaders against scikit-learn, pillow and the CIFAR-10 file format;
+data/'s files against data/MANIFEST.json and data/README.md; the slides' worked examples
+against torch.
 
 CIFAR-10 is never downloaded here: the tests write a few batches in the exact format of
 the official python archive (pickled dicts with b"data" uint8 (n, 3072) and b"labels")
@@ -6,25 +8,34 @@ and a small .tar.gz served through a file:// URL.
 """
 
 import hashlib
+import importlib.util
 import io
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_digits, load_sample_image
 
+import helpers.data
 from helpers.data import (
     CIFAR10_CLASSES,
+    CIFAR10_MD5,
     CIFAR10_URL,
+    DATA_DIR,
+    SLIDE_EXAMPLES,
     ImageSplit,
+    data_path,
     download_cifar10,
     load_cifar10,
     load_digits_images,
     sample_image,
+    slide_example,
 )
 
 # ---------------------------------------------------------------------------- digits
@@ -238,3 +249,128 @@ def test_data_module_does_not_import_torch_or_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- data/ folder
+
+
+def _manifest_tool():
+    spec = importlib.util.spec_from_file_location("data_manifest", DATA_DIR / "manifest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_data_dir_is_the_repository_folder_beside_helpers():
+    repo = Path(__file__).resolve().parents[1]
+    assert DATA_DIR == repo / "data"
+    assert (DATA_DIR / "README.md").is_file() and (DATA_DIR / "MANIFEST.json").is_file()
+
+
+def test_every_file_its_checksum_and_the_readme_table_agree_with_the_manifest():
+    tool = _manifest_tool()
+    assert tool.problems(tool.load()) == []
+
+
+def test_manifest_check_catches_a_changed_file_and_an_unlisted_one(tmp_path, monkeypatch):
+    tool = _manifest_tool()
+    copy = tmp_path / "data"
+    shutil.copytree(DATA_DIR, copy, ignore=shutil.ignore_patterns(*tool.IGNORED, "__pycache__"))
+    monkeypatch.setattr(tool, "HERE", copy)
+    monkeypatch.setattr(tool, "README", copy / "README.md")
+    assert tool.problems(tool.load()) == []
+    (copy / "slides" / "max_pool.json").write_text("{}")
+    (copy / "slides" / "extra.json").write_text("{}")
+    found = tool.problems(tool.load())
+    assert any("slides/max_pool.json" in p and "SHA-256" in p for p in found)
+    assert any("slides/extra.json is not listed" in p for p in found)
+
+
+def test_digits_and_cifar_checksums_are_the_ones_the_code_uses():
+    import sklearn
+
+    manifest = _manifest_tool().load()
+    elsewhere = {e["name"]: e for e in manifest["elsewhere"]}
+    digits = elsewhere["UCI handwritten digits"]
+    path = Path(sklearn.__file__).parent / digits["file"].removeprefix("sklearn/")
+    assert path.stat().st_size == digits["bytes"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digits["sha256"]
+    cifar = elsewhere["CIFAR-10 (optional)"]
+    assert cifar["md5"] == CIFAR10_MD5 and CIFAR10_URL in cifar["where"]
+    archive = DATA_DIR / cifar["file"]
+    if archive.is_file():  # only where someone fetched it: never downloaded by the tests
+        assert hashlib.sha256(archive.read_bytes()).hexdigest() == cifar["sha256"]
+
+
+def test_shipped_photos_are_scikit_learns_byte_for_byte():
+    import sklearn
+
+    for name in ("china", "flower"):
+        theirs = Path(sklearn.__file__).parent / "datasets" / "images" / f"{name}.jpg"
+        assert data_path("images", f"{name}.jpg").read_bytes() == theirs.read_bytes()
+
+
+def test_a_missing_file_names_its_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(helpers.data, "DATA_DIR", tmp_path / "data")
+    with pytest.raises(FileNotFoundError) as err:
+        sample_image("china")
+    assert str(tmp_path / "data" / "images" / "china.jpg") in str(err.value)
+    assert "pip install -e ." in str(err.value)
+    with pytest.raises(FileNotFoundError, match="max_pool.json"):
+        slide_example("max_pool")
+
+
+def test_cifar10_defaults_to_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(helpers.data, "DATA_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "cifar-10-batches-py")):
+        load_cifar10()
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    assert load_cifar10().X_train.shape == (20, 3, 32, 32)
+    assert download_cifar10(progress=False) == tmp_path / "cifar-10-batches-py"  # complete
+
+
+def test_slide_max_pool_example_equals_torch():
+    import torch
+
+    ex = slide_example("max_pool")
+    assert ex["unit"] == "04-pooling" and ex["x"].shape == (4, 4)
+    out = torch.nn.functional.max_pool2d(torch.from_numpy(ex["x"])[None, None], ex["size"],
+                                         ex["stride"])
+    np.testing.assert_array_equal(out[0, 0].numpy(), ex["y"])
+
+
+def test_slide_output_sizes_equal_torch_conv2d():
+    import torch
+
+    for e in slide_example("output_size")["examples"]:
+        N, F, S, P = e["N"], e["F"], e["stride"], e["pad"]
+        out = torch.nn.functional.conv2d(torch.zeros(1, 1, N, N), torch.zeros(1, 1, F, F),
+                                         stride=S, padding=P)
+        fits = (N - F + 2 * P) % S == 0  # torch floors where the slides say "doesn't fit"
+        assert e["output"] == (out.shape[-1] if fits else None), e
+
+
+def test_slide_parameter_counts_equal_torch_conv2d():
+    import torch
+
+    for e in slide_example("conv_params")["examples"]:
+        layer = torch.nn.Conv2d(e["D_in"], e["K"], e["F"], bias=e["bias"])
+        assert sum(p.numel() for p in layer.parameters()) == e["params"], e
+
+
+def test_slide_alexnet_table_equals_torch_alexnet():
+    from helpers.models import alexnet, summary
+
+    ex = slide_example("alexnet")
+    W, H, D = (int(d) for d in ex["input"].split("x"))
+    s = summary(alexnet(), (D, H, W))
+    for layer in ex["layers"]:
+        dims = [int(d) for d in layer["output"].split("x")]
+        chw = (dims[2], dims[1], dims[0]) if len(dims) == 3 else tuple(dims)  # W x H x D
+        assert s[layer["name"]].output_shape == chw, layer
+
+
+def test_slide_example_bad_name():
+    assert SLIDE_EXAMPLES == tuple(sorted(p.stem for p in (DATA_DIR / "slides").glob("*.json")))
+    with pytest.raises(ValueError, match="name"):
+        slide_example("lenet")

@@ -20,10 +20,6 @@ def torch_conv(x, w, b, stride, pad):
     return out.numpy()
 
 
-def texts_in(ax):
-    return [t for t in ax.texts if t.get_visible()]
-
-
 def test_protocol_controls_fig_static():
     ex = ConvExplorer()
     assert {"N", "F", "S", "P", "D", "K", "position", "play", "filter", "channel",
@@ -53,7 +49,7 @@ def test_numbers_are_torchs_conv2d(N, F, S, P, D, K):
     assert ex.n_positions == n_out * n_out
     assert ex.error is None and ex.floor_out is None
     # position None = everything filled: the output panel shows every number of map 0
-    shown = sorted(float(t.get_text()) for t in ex.out_texts if t.get_visible())
+    shown = sorted(float(t) for t in ex.out_numbers.strings)
     assert shown == sorted(want[0, 0].ravel().tolist())
     assert f"= {n_out}" in ex.formula_text.get_text()
     assert f"output {n_out}x{n_out}x{K}" in ex.formula_text.get_text()
@@ -62,15 +58,15 @@ def test_numbers_are_torchs_conv2d(N, F, S, P, D, K):
 def test_input_panel_shows_the_padded_slice_with_grey_zeros():
     ex = ConvExplorer(N=5, F=3, S=1, P=1, D=2, K=1, channel=1)
     padded = np.pad(ex.x[0, 1], 1)
-    cells = texts_in(ex.ax_in)
+    cells = ex.in_numbers.strings  # row-major, one per cell of the padded input
     assert len(cells) == padded.size
-    assert sorted(float(t.get_text()) for t in cells) == sorted(padded.ravel().tolist())
-    zeros = [t for t in cells if t.get_text() == "0"]
+    assert [float(t) for t in cells] == padded.ravel().tolist()
+    zeros = [i for i, t in enumerate(cells) if t == "0"]
     assert len(zeros) == 7 * 7 - 5 * 5  # the padding cells, and only they, since x >= 1
-    assert all(t.get_style() == "italic" for t in zeros)
+    assert [ex.in_numbers.italic[i] for i in zeros] == [True] * len(zeros)
+    assert sum(ex.in_numbers.italic) == len(zeros)
     ex.controls["channel"].value = 0
-    assert sorted(float(t.get_text()) for t in texts_in(ex.ax_in)) == sorted(
-        np.pad(ex.x[0, 0], 1).ravel().tolist())
+    assert [float(t) for t in ex.in_numbers.strings] == np.pad(ex.x[0, 0], 1).ravel().tolist()
 
 
 def test_step_back_first_all_and_play():
@@ -84,7 +80,7 @@ def test_step_back_first_all_and_play():
     (top, left), (i, j) = ex.window()
     assert (top, left, i, j) == (0, 4, 0, 2)
     assert ex.window_rect.get_xy() == (left - 0.5, top - 0.5)
-    assert sum(t.get_visible() for t in ex.out_texts) == 3  # filled up to position 2
+    assert len(ex.out_numbers.strings) == 3  # filled up to position 2
     ex.buttons["back"].click()
     assert ex.position == 1
     ex.buttons["all"].click()
@@ -148,7 +144,7 @@ def test_depth_view_labels_and_k_activation_maps():
     assert "5x5x3 filters (x K=6)" in labels
     assert "28x28x6 output" in labels and "6 activation maps" in labels
     assert "full input depth D=3" in ex.ax_depth.get_title()
-    assert not ex.out_texts and not texts_in(ex.ax_in)  # too many cells for numbers
+    assert not ex.out_numbers.strings and not ex.in_numbers.strings  # too many cells
     assert list(ex.controls["filter"].options) == list(range(6))
     ex.controls["K"].value = 2
     assert list(ex.controls["filter"].options) == [0, 1] and ex.out.shape == (1, 2, 28, 28)

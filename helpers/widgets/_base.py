@@ -42,11 +42,12 @@ def new_figure(figsize=(10, 4.5), ncols=1, width_ratios=None, wspace=0.3):
     Margins are fixed rather than computed by a layout engine on every draw: constrained
     layout would double the cost of each redraw, and live demos redraw a lot.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from helpers.widgets._textcache import CachedTextCanvasAgg
+
     fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)  # a real renderer, so draw() costs what it costs on screen
+    CachedTextCanvasAgg(fig)  # Agg with cached text: what the explorers draw with on screen
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9, wspace=wspace)
     axes = fig.subplots(1, ncols, width_ratios=width_ratios) if ncols > 1 else [fig.subplots()]
     return fig, list(axes)
@@ -76,14 +77,17 @@ def _ipympl_keeping_backend():
     before = dict.__getitem__(matplotlib.rcParams, "backend")
     from ipympl.backend_nbagg import Canvas, FigureManager
 
+    from helpers.widgets._textcache import CachedTextCanvasMixin
+
     if dict.__getitem__(matplotlib.rcParams, "backend") != before:
         if isinstance(before, str):
             matplotlib.use(before)
         else:
             dict.__setitem__(matplotlib.rcParams, "backend", before)
 
-    class FixedCanvas(Canvas):
-        """ipympl 0.10's canvas, with its initial image fixed.
+    class FixedCanvas(CachedTextCanvasMixin, Canvas):
+        """ipympl 0.10's canvas, with cached text (see _textcache) and its initial image
+        fixed.
 
         Until the browser has connected, every draw stores the figure as the widget's
         initial image, but without the ``data:image/png;base64,`` prefix that
@@ -100,8 +104,55 @@ def _ipympl_keeping_backend():
     return FixedCanvas, FigureManager
 
 
+FIT_CSS = """
+<style>
+/* Explorers fit the output area: controls wrap onto more lines, labels keep their width,
+   and a canvas wider than its output area is scaled down to fit (never cut off). */
+.dk-explorer { max-width: 100%; min-width: 0; }
+.dk-explorer .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+.dk-explorer .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
+.dk-explorer .widget-label, .dk-explorer .widget-label-basic { overflow: visible; }
+.dk-explorer .jupyter-matplotlib, .dk-explorer .jupyter-matplotlib-figure,
+.dk-explorer .jupyter-matplotlib-canvas-container { max-width: 100%; min-width: 0; }
+.dk-explorer .jupyter-matplotlib-canvas-div {
+  width: 100% !important; max-width: var(--dk-fig-width); height: auto !important;
+  aspect-ratio: var(--dk-fig-aspect);
+}
+.dk-explorer .jupyter-matplotlib-canvas-div canvas {
+  width: 100% !important; height: 100% !important;
+}
+</style>"""
+
+
+def _fit_style(fig):
+    """The CSS above plus this figure's own size (its width in CSS pixels, its aspect)."""
+    w_px = fig.get_figwidth() * fig.dpi
+    h_px = fig.get_figheight() * fig.dpi
+    return FIT_CSS.replace(
+        "</style>",
+        f".dk-fig-{id(fig)} {{ --dk-fig-width: {w_px:.0f}px; "
+        f"--dk-fig-aspect: {w_px:.0f} / {h_px:.0f}; }}\n</style>")
+
+
+def fit_controls(controls):
+    """Give every control its full description (no "-Means k" cut off at the left)."""
+    for control in controls:
+        style = getattr(control, "style", None)
+        if getattr(control, "description", "") and hasattr(style, "description_width"):
+            if not style.description_width:
+                style.description_width = "initial"
+
+
 class Explorer:
-    """Base class: subclasses build ``self.fig`` and ``self.controls`` and call ``_finish``."""
+    """Base class: subclasses build ``self.fig`` and ``self.controls`` and call ``_finish``.
+
+    Blitting, one path for every explorer: an explorer whose updates change only some
+    artists lists them in ``_moving()`` (bottom to top), marks them animated and calls
+    ``_track_background()`` once. A full draw (:meth:`redraw`) leaves them out, keeps the
+    rest as the background and draws them on top; :meth:`blit_frame` restores that
+    background and draws only them (several times cheaper than a full draw). Anything
+    else that changes (limits, ticks, titles outside ``_moving``) needs :meth:`redraw`.
+    """
 
     fig = None
     controls: dict = {}
@@ -120,27 +171,30 @@ class Explorer:
             canvas.resizable = False
             FigureManager(canvas, 0)
             self.canvas_widget = canvas
-        self.status = w.HTML()
-        children = [w.HBox(list(r)) for r in rows] + [self.status]
+        fit_controls(c for r in rows for c in _leaves(r))
+        self.status = w.HTML(layout=w.Layout(width="100%"))
+        children = [w.HBox(list(r), layout=w.Layout(flex_flow="row wrap")) for r in rows]
+        children += [self.status]
         if self.canvas_widget is not None:
             children.append(self.canvas_widget)
-        self.widget = w.VBox(children)
+        children.append(w.HTML(_fit_style(self.fig)))
+        self.widget = w.VBox(children, layout=w.Layout(max_width="100%"))
+        self.widget.add_class("dk-explorer")
+        self.widget.add_class(f"dk-fig-{id(self.fig)}")
+
+    # ---------------------------------------------------------------- drawing
+    blit = True
+    _background = None
+    _background_size = None
 
     def redraw(self):
-        """Redraw the figure in place (synchronously on the Agg canvas, idle in a browser)."""
+        """Redraw the whole figure in place (synchronously on the Agg canvas, idle in a
+        browser); the draw keeps a fresh background for :meth:`blit_frame`."""
+        self._background = None
         if self.canvas_widget is not None:
             self.canvas_widget.draw_idle()
         else:
             self.fig.canvas.draw()
-
-    # ---------------------------------------------------------------- blitting
-    # Explorers whose frames change only a few artists (a sliding window, racing lines)
-    # mark those artists animated, list them in ``_moving()``, call ``_track_background()``
-    # once, and draw frames with ``blit_frame()``: the rest of the figure is restored from
-    # the last full draw instead of being drawn again (several times cheaper).
-    blit = True
-    _background = None
-    _background_size = None
 
     def _moving(self):
         """The animated artists a frame redraws, bottom to top (none by default)."""
@@ -153,7 +207,11 @@ class Explorer:
     def _on_draw(self, event):
         """After every full draw: keep the background, then draw the moving artists on it."""
         canvas = self.fig.canvas
-        if canvas.is_saving():  # savefig draws animated artists itself (and at its own dpi)
+        if canvas.is_saving():
+            # savefig draws the axes' animated artists itself, but not the figure's own
+            for artist in self._moving():
+                if getattr(artist, "axes", None) is None:
+                    artist.draw(event.renderer)
             return
         if event.renderer is getattr(canvas, "renderer", None):  # not a vector savefig
             self._background = canvas.copy_from_bbox(self.fig.bbox)
@@ -207,3 +265,80 @@ class Explorer:
 
     def describe(self) -> str:
         return ""
+
+
+def _leaves(row):
+    """The controls in a row, looking inside boxes."""
+    for item in row:
+        children = getattr(item, "children", None)
+        if children:
+            yield from _leaves(children)
+        else:
+            yield item
+
+
+class NumberGrid:
+    """Numbers at many places of one axes, drawn as a single collection of glyph outlines.
+
+    A grid of numbers as one ``Text`` per cell costs about a millisecond per number on
+    every draw (text layout and glyph rendering); this draws all of them as one
+    ``PathCollection`` of cached glyph paths, sized in points like text, in one call. The
+    numbers look the same (the default font's outlines) and stay centred on their cells.
+
+    ``set(xy, strings, fontsize, colors, italic=None)`` replaces what is shown;
+    ``strings`` lists what is shown, in the order given.
+    """
+
+    def __init__(self, ax, zorder=3, animated=False):
+        import numpy as np
+        from matplotlib.collections import PathCollection
+        from matplotlib.transforms import IdentityTransform
+
+        self.ax = ax
+        self.strings: list[str] = []
+        self.italic: list[bool] = []
+        self.collection = PathCollection([], sizes=[], offsets=np.empty((0, 2)),
+                                         offset_transform=ax.transData, zorder=zorder,
+                                         linewidths=0, edgecolors="none", animated=animated)
+        self.collection.set_transform(IdentityTransform())
+        ax.add_collection(self.collection, autolim=False)
+
+    def set(self, xy, strings, fontsize, colors="black", italic=None):
+        import numpy as np
+
+        strings = [str(s) for s in strings]
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        italic = np.zeros(len(strings), bool) if italic is None else np.asarray(italic)
+        self.strings = strings
+        self.italic = [bool(i) for i in italic]
+        coll = self.collection
+        coll.set_paths([_glyphs(s, bool(i)) for s, i in zip(strings, italic)])
+        coll.set_offsets(xy if len(xy) else np.empty((0, 2)))
+        sizes = np.broadcast_to(np.asarray(fontsize, dtype=float) ** 2, (len(strings),))
+        coll.set_sizes(np.array(sizes))
+        coll.set_facecolors(colors)
+
+    def remove(self):
+        self.collection.remove()
+
+
+_GLYPHS: dict = {}
+
+
+def _glyphs(text, italic=False):
+    """The outline of ``text`` at 1 point, centred on the origin (digits' mid-height)."""
+    key = (text, italic)
+    path = _GLYPHS.get(key)
+    if path is None:
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.textpath import TextPath
+        from matplotlib.transforms import Affine2D
+
+        prop = FontProperties(style="italic" if italic else "normal")
+        raw = TextPath((0, 0), text, size=1, prop=prop)
+        box = raw.get_extents()
+        digit = TextPath((0, 0), "0", size=1, prop=prop).get_extents()
+        path = Affine2D().translate(-(box.x0 + box.x1) / 2,
+                                    -(digit.y0 + digit.y1) / 2).transform_path(raw)
+        _GLYPHS[key] = path
+    return path

@@ -29,7 +29,6 @@ import textwrap
 
 import ipywidgets as w
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
@@ -37,7 +36,7 @@ from matplotlib.patches import Polygon, Rectangle
 
 from helpers._validation import check_int
 from helpers.conv import conv2d, output_size
-from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+from helpers.widgets._base import OKABE_ITO, Explorer, NumberGrid, new_figure
 
 # Ranges of the sliders (the constructor accepts the same ranges).
 LIMITS = {"N": (1, 32), "F": (1, 11), "S": (1, 6), "P": (0, 5), "D": (1, 4), "K": (1, 8)}
@@ -50,6 +49,7 @@ VOLUME_COLOR = "#d4d4d4"
 POS_COLOR, NEG_COLOR = "#E69F00", "#0072B2"
 DEPTH_STEP = np.array([0.42, 0.3])  # oblique projection: one depth slice moves up and right
 PLAY_INTERVAL_MS = 700
+FIGSIZE = (8.2, 6.6)  # inches at 100 dpi: 820 px wide, inside a 1280-px JupyterLab's output
 
 
 class ConvExplorer(Explorer):
@@ -153,15 +153,23 @@ class ConvExplorer(Explorer):
         self.controls["position"].observe(lambda _: self._on_position(), names="value")
 
         self.fig, (self.ax_in, self.ax_w, self.ax_out) = new_figure(
-            (9.6, 6.9), ncols=3, width_ratios=[1.45, 0.75, 1.1], wspace=0.22)
-        self.fig.subplots_adjust(left=0.04, right=0.99, bottom=0.44, top=0.80)
+            FIGSIZE, ncols=3, width_ratios=[1.45, 0.75, 1.1], wspace=0.24)
+        self.fig.subplots_adjust(left=0.055, right=0.99, bottom=0.44, top=0.79)
         self.ax_depth = self.fig.add_axes((0.02, 0.03, 0.96, 0.34))
-        self.formula_text = self.fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=14,
+        self.formula_text = self.fig.text(0.5, 0.98, "", ha="center", va="top", fontsize=12,
                                           fontweight="bold")
-        self.detail_text = self.fig.text(0.5, 0.93, "", ha="center", va="top", fontsize=10)
-        self._artists = []     # rebuilt with the grid: texts, patches, images
-        self._background = self._bg_key = None
+        self.detail_text = self.fig.text(0.5, 0.935, "", ha="center", va="top", fontsize=9)
+        self._artists = []     # rebuilt with the grid: patches, images, cell lines
+        self.out_image = None
+        self.in_numbers = NumberGrid(self.ax_in, zorder=3)
+        self.w_numbers = NumberGrid(self.ax_w, zorder=3)
+        self.out_numbers = NumberGrid(self.ax_out, zorder=3)
+        self.window_rect = self.ax_in.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False,
+                                                          lw=3.5, zorder=5))
+        self.cell_rect = self.ax_out.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, lw=3,
+                                                         zorder=5))
         self._setup_depth_axes()
+        self._track_background()
         c = self.controls
         rows = [
             [c["N"], c["F"], c["S"]],
@@ -303,12 +311,18 @@ class ConvExplorer(Explorer):
         for artist in self._artists:
             artist.remove()
         self._artists = []
-        p = self._params()
-        k, c = self.controls["filter"].value, self.controls["channel"].value
-        N, F, P = p["N"], p["F"], p["P"]
-        color = FILTER_COLORS[k % len(FILTER_COLORS)]
+        self._draw_input()
+        self._draw_filter()
+        self._draw_output()
+        self._draw_formula()
+        for artist in self._moving():
+            artist.set_animated(True)
 
-        # --- input, zero-padded
+    def _draw_input(self):
+        """Panel 1: the input slice, zero-padded, with its numbers and what torch drops."""
+        p = self._params()
+        c = self.controls["channel"].value
+        N, F, P = p["N"], p["F"], p["P"]
         xp = np.pad(self.x[0, c], P)
         Np = N + 2 * P
         rgba = _shade(xp, INPUT_COLOR, lo=1, hi=9)
@@ -324,12 +338,15 @@ class ConvExplorer(Explorer):
                 self._artists.append(ax.add_patch(Rectangle(
                     xy, wd, ht, fill=False, hatch="///", edgecolor="#9a9a9a", lw=0)))
         if Np <= MAX_NUMBERED:
-            size = _font_size(self.fig, ax, Np, xp)
-            for (r, col), v in np.ndenumerate(xp):
-                padded = pad_mask[r, col]
-                self._artists.append(ax.text(
-                    col, r, f"{v:g}", ha="center", va="center", fontsize=size,
-                    color="#6f6f6f" if padded else "black", style="italic" if padded else None))
+            rows, cols = np.indices(xp.shape)
+            self.in_numbers.set(np.c_[cols.ravel(), rows.ravel()],
+                                [f"{v:g}" for v in xp.ravel()],
+                                _font_size(self.fig, ax, Np, xp),
+                                np.where(pad_mask.ravel()[:, None],
+                                         to_rgba("#6f6f6f"), to_rgba("black")),
+                                italic=pad_mask.ravel())
+        else:
+            self.in_numbers.set([], [], 1)
         self._artists.append(_cell_grid(ax, Np, Np))
         title = (f"input slice {c} of D={p['D']}: {N}x{N}"
                  + (f", zero-padded (P={P}) -> {Np}x{Np}" if P else ", no padding"))
@@ -338,8 +355,7 @@ class ConvExplorer(Explorer):
         ax.set_title(title, fontsize=10, color="black" if self.error is None else ERROR_COLOR)
         ax.set_xlabel("column of the padded input")
         ax.set_ylabel("row of the padded input")
-
-        # --- rows and columns torch would drop (floor) when the filter doesn't fit
+        # rows and columns torch would drop (floor) when the filter doesn't fit
         if self.floor_out is not None:
             used = (self.floor_out.shape[2] - 1) * p["S"] + F  # padded rows the windows cover
             if used < Np:
@@ -348,35 +364,46 @@ class ConvExplorer(Explorer):
                     self._artists.append(ax.add_patch(Rectangle(
                         xy, wd, ht, facecolor=to_rgba(ERROR_COLOR, 0.18), hatch="xx",
                         edgecolor=ERROR_COLOR, lw=1)))
-        self.window_rect = ax.add_patch(Rectangle((-0.5, -0.5), F, F, fill=False, lw=3.5,
-                                                  edgecolor=color, zorder=5))
-        self._artists.append(self.window_rect)
+        self.window_rect.set_width(F)
+        self.window_rect.set_height(F)
+        self.window_rect.set_edgecolor(self._color())
 
-        # --- filter
+    def _draw_filter(self):
+        """Panel 2: the shown filter's weights for the shown depth slice, and its bias."""
+        p = self._params()
+        k, c = self.controls["filter"].value, self.controls["channel"].value
+        F = p["F"]
         ax = self.ax_w
         wk = self.w[k, c]
         self._artists.append(ax.imshow(_diverging(wk), extent=(-0.5, F - 0.5, F - 0.5, -0.5),
                                        interpolation="nearest"))
         if F <= MAX_NUMBERED:
-            for (r, col), v in np.ndenumerate(wk):
-                self._artists.append(ax.text(col, r, f"{v:g}", ha="center", va="center",
-                                             fontsize=_font_size(self.fig, ax, max(F, 4), wk)))
+            rows, cols = np.indices(wk.shape)
+            self.w_numbers.set(np.c_[cols.ravel(), rows.ravel()],
+                               [f"{v:g}" for v in wk.ravel()],
+                               _font_size(self.fig, ax, max(F, 4), wk))
+        else:
+            self.w_numbers.set([], [], 1)
         self._artists.append(_cell_grid(ax, F, F))
         for spine in ax.spines.values():
-            spine.set_edgecolor(color)
+            spine.set_edgecolor(self._color())
             spine.set_linewidth(3)
         ax.set_title(f"filter {k} of K={p['K']}, slice {c}\n({F}x{F}x{p['D']}, "
                      f"bias b={self.b[k]:g})", fontsize=10)
         ax.set_xlabel("filter column")
         ax.set_ylabel("filter row")
 
-        # --- output map (or torch's floor, greyed out)
+    def _draw_output(self):
+        """Panel 3: the activation map (or torch's floor, greyed out); numbers fill in with
+        the position (see _draw_position)."""
+        p = self._params()
+        k = self.controls["filter"].value
         ax = self.ax_out
         grid = self.out if self.out is not None else self.floor_out
+        self.out_image = None
+        self.out_xy, self.out_strings = np.empty((0, 2)), []
         if grid is None:
             rows = cols = 1
-            self.out_image = None
-            self.out_texts = []
             self._artists.append(ax.text(0, 0, "no output:\nthe filter is larger\nthan the "
                                          "padded input", ha="center", va="center",
                                          color=ERROR_COLOR, fontsize=11))
@@ -387,31 +414,29 @@ class ConvExplorer(Explorer):
             self.out_image = ax.imshow(np.ones((rows, cols, 4)), interpolation="nearest",
                                        extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
             self._artists.append(self.out_image)
-            self.out_texts = []
             if max(rows, cols) <= MAX_NUMBERED:
-                size = _font_size(self.fig, ax, max(rows, cols, 4), self.out_map)
-                text_color = "black" if self.out is not None else "#8a8a8a"
-                for (r, col), v in np.ndenumerate(self.out_map):
-                    t = ax.text(col, r, f"{v:g}", ha="center", va="center", fontsize=size,
-                                color=text_color, visible=False)
-                    self.out_texts.append(t)
-                    self._artists.append(t)
+                r, q = np.indices(self.out_map.shape)
+                self.out_xy = np.c_[q.ravel(), r.ravel()]
+                self.out_strings = [f"{v:g}" for v in self.out_map.ravel()]
+                self.out_size = _font_size(self.fig, ax, max(rows, cols, 4), self.out_map)
+                self.out_color = "black" if self.out is not None else "#8a8a8a"
             if self.out is not None:
                 ax.set_title(f"activation map {k} of K={p['K']}: {rows}x{cols}", fontsize=10,
                              color="black")
             else:
                 ax.set_title(f"doesn't fit: no output\n(torch would floor to {rows}x{cols},"
                              " shown in grey)", fontsize=10, color=ERROR_COLOR)
-        self.cell_rect = ax.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, lw=3,
-                                                edgecolor=color, zorder=5,
-                                                visible=grid is not None))
-        self._artists.append(self.cell_rect)
+        self.out_numbers.set([], [], 1)
+        self.cell_rect.set_edgecolor(self._color())
+        self.cell_rect.set_visible(grid is not None)
         self.out_lines = _cell_grid(ax, rows, cols)
         self._artists.append(self.out_lines)
         ax.set_xlabel("output column j")
         ax.set_ylabel("output row i")
 
-        # --- the formula
+    def _draw_formula(self):
+        """Above the panels: the slides' formula with the current numbers."""
+        p = self._params()
         N_, F_, S_, P_ = p["N"], p["F"], p["S"], p["P"]
         exact = (N_ - F_ + 2 * P_) / S_ + 1
         lhs = f"(N - F + 2P)/S + 1 = ({N_} - {F_} + 2·{P_})/{S_} + 1 = {round(exact, 2):g}"
@@ -425,6 +450,10 @@ class ConvExplorer(Explorer):
             self.formula_text.set_text(f"{lhs}   ->   doesn't fit!")
             self.formula_text.set_color(ERROR_COLOR)
             self.detail_text.set_color(ERROR_COLOR)
+
+    def _color(self):
+        k = self.controls["filter"].value
+        return FILTER_COLORS[k % len(FILTER_COLORS)]
 
     def _draw_position(self, full=False):
         """What moves with the window: its rectangle, the filled cells, the sum, the link.
@@ -452,8 +481,10 @@ class ConvExplorer(Explorer):
             rgba[..., :3] = rgba[..., :3] * 0.35 + 0.65  # torch's floor: greyed out
         rgba[~filled] = 1.0
         self.out_image.set_data(rgba)
-        for t, f in zip(self.out_texts, filled.ravel()):
-            t.set_visible(bool(f))
+        keep = filled.ravel()[: len(self.out_strings)]
+        self.out_numbers.set(self.out_xy[keep], np.asarray(self.out_strings, dtype=object)[keep],
+                             self.out_size if len(self.out_strings) else 1,
+                             getattr(self, "out_color", "black"))
         self.cell_rect.set_xy((j - 0.5, i - 0.5))
         if self.out is None:
             self.detail_text.set_text(_wrap(self.error))
@@ -462,10 +493,10 @@ class ConvExplorer(Explorer):
             value = self.out[0, k, i, j]
             sums = " + ".join(f"({t:g})" for t in terms)
             how = ("window · filter" if p["D"] == 1 else
-                   f"one window · filter dot product per depth slice (D={p['D']}), summed")
+                   f"a window · filter dot product per depth slice (D={p['D']}), summed")
             self.detail_text.set_text(
                 f"out[filter {k}][i={i}, j={j}] = {sums} + bias ({self.b[k]:g}) = {value:g}\n"
-                f"{how}; the window covers rows {top}..{top + p['F'] - 1} and columns "
+                f"{how}; window: rows {top}..{top + p['F'] - 1}, columns "
                 f"{left}..{left + p['F'] - 1} of the padded input")
         self.status.value = self._status_html()
         self._move_depth_window(where)
@@ -480,37 +511,21 @@ class ConvExplorer(Explorer):
             self.buttons[key].disabled = self.position >= last
 
     # ------------------------------------------------------------------ blitting
-    def _moving_artists(self):
+    def _moving(self):
+        """What a position step changes, in the order of a full draw (see Explorer)."""
         artists = [self.detail_text, self.window_rect, *self.rf_patches, *self.link_lines,
-                   *self.cell_patches, self.cell_rect]
+                   *self.cell_patches, self.cell_rect, self.out_numbers.collection]
         if self.out_image is not None:
             # the image is drawn over the axes frame, so the frame is drawn again after it
-            artists += [self.out_image, self.out_lines, *self.out_texts,
-                        *self.ax_out.spines.values()]
+            artists += [self.out_image, self.out_lines, *self.ax_out.spines.values()]
         return sorted(artists, key=lambda a: a.get_zorder())  # the order of a full draw
 
-    def _canvas_key(self):
-        return (self.fig.dpi, tuple(self.fig.bbox.size))
-
     def _show(self, full):
-        """Full draw, keeping a background without the moving artists; or a blit over it."""
-        canvas = self.fig.canvas
-        moving = self._moving_artists()
-        if full or self._background is None or self._bg_key != self._canvas_key():
-            for artist in moving:
-                artist.set_animated(True)
-            try:
-                FigureCanvasAgg.draw(canvas)  # the pixels only; the frontend is told below
-                self._background = canvas.copy_from_bbox(self.fig.bbox)
-                self._bg_key = self._canvas_key()
-            finally:
-                for artist in moving:
-                    artist.set_animated(False)
+        """A full draw (sizes changed: it keeps a new background), or a blitted frame."""
+        if full:
+            self.redraw()
         else:
-            canvas.restore_region(self._background)
-        for artist in moving:
-            self.fig.draw_artist(artist)
-        self._send_frame()
+            self.blit_frame()
 
     def _status_html(self):
         """The formula (and why it doesn't fit) above the figure, as text a screen reader or
@@ -724,7 +739,7 @@ def _font_size(fig, ax, cells, values):
     return float(np.clip(side / cells / max(chars, 2) * 1.2, 5, 12))
 
 
-def _wrap(text, width=118):
+def _wrap(text, width=110):
     """Wrap a long message onto lines, never between an arrow and its number."""
     return "\n".join(textwrap.wrap(text.replace("-> ", "->\u00a0"), width)) if text else ""
 

@@ -50,7 +50,10 @@ How it scales (the numpy reference never builds an n x n matrix):
 ``backend="torch"`` does the same maths by brute force in blocks on a device (GPU): it
 computes ``block x n`` squared distances at a time (memory O(block * n)), counts
 neighbours, joins core points by min-label propagation with pointer jumping, and assigns
-border points; its labels equal the numpy ones.
+border points; its labels equal the numpy ones. dtype: float64 on the CPU, float32 on a GPU
+(the rule of every torch backend, :func:`helpers.device.torch_dtype_for`); on a GPU the
+pairs whose float32 squared distance lies within rounding error of ``eps**2`` are decided
+again in float64 with the reference's arithmetic, so the labels do not change.
 """
 
 from __future__ import annotations
@@ -131,8 +134,10 @@ def dbscan(X, eps, min_samples=5, *, backend="numpy", device=None) -> DBSCANResu
         brute force on ``device`` (time O(n^2 d), memory O(block * n)), meant for a GPU.
     device : str, torch.device or None
         Used only by ``backend="torch"``; None picks cuda, then mps, then cpu. Distances
-        are float64 on CPU and CUDA (so labels match exactly) and float32 on MPS, which
-        has no float64 (then pairs within float32 rounding of ``eps`` may differ).
+        follow the project's one dtype rule (:func:`helpers.device.torch_dtype_for`):
+        float64 on the CPU, float32 on a GPU, where every pair whose float32 distance is
+        within rounding error of ``eps`` is re-decided in float64, so the labels stay
+        exactly sklearn's (on MPS, which has no float64, that re-check runs on the CPU).
 
     Returns
     -------
@@ -803,33 +808,43 @@ _TORCH_BLOCK = 1 << 24  # distances per block on the device (128 MB in float64)
 def _dbscan_torch(X, eps, min_samples, device):
     import torch
 
-    from helpers.device import resolve_device
+    from helpers.device import resolve_device, torch_dtype_for
 
     dev = resolve_device(device)
-    dtype = torch.float32 if dev.type == "mps" else torch.float64
-    Xt = torch.as_tensor(X, dtype=dtype, device=dev)
-    eps2 = torch.tensor(eps * eps, dtype=dtype, device=dev)
-    n = len(Xt)
+    dtype = torch_dtype_for(dev)  # the one rule: float64 on the CPU, float32 on a GPU
+    n = len(X)
+    if dtype == torch.float64:
+        Xt = torch.as_tensor(X, dtype=dtype, device=dev)
+        eps2 = torch.tensor(eps * eps, dtype=dtype, device=dev)
+        exact = None
+    else:
+        Xt, eps2, exact = _float32_with_exact_recheck(X, eps, dev)
 
     def blocks(rows, cols):
+        """(row offset, block of the neighbour matrix) for rows/cols: index tensors."""
         step = max(1, _TORCH_BLOCK // max(1, len(cols)))
         for r0 in range(0, len(rows), step):
-            yield r0, _torch_sqdist(rows[r0:r0 + step], cols) <= eps2
+            r = rows[r0:r0 + step]
+            d2 = _torch_sqdist(Xt[r], Xt[cols])
+            near = d2 <= eps2
+            if exact is not None:
+                exact(d2, near, r, cols)
+            yield r0, near
 
+    everyone = torch.arange(n, device=dev)
     counts = torch.empty(n, dtype=torch.int64, device=dev)
-    for r0, near in blocks(Xt, Xt):
+    for r0, near in blocks(everyone, everyone):
         counts[r0:r0 + len(near)] = near.sum(dim=1)
     core = counts >= min_samples
     core_idx = torch.nonzero(core).flatten()
-    C = Xt[core_idx]
-    nc = len(C)
+    nc = len(core_idx)
     # Min-label propagation over core-core edges; labels are positions in core_idx (so
     # ascending original index). Pointer jumping (lab = lab[lab]) shortens long chains.
     lab = torch.arange(nc, device=dev)
     big = torch.tensor(nc, device=dev)
     while nc:
         new = lab.clone()
-        for r0, near in blocks(C, C):
+        for r0, near in blocks(core_idx, core_idx):
             cand = torch.where(near, lab[None, :], big).amin(dim=1)
             new[r0:r0 + len(near)] = torch.minimum(new[r0:r0 + len(near)], cand)
         while True:
@@ -849,11 +864,60 @@ def _dbscan_torch(X, eps, min_samples, device):
     if nc and len(other):
         nobody = torch.tensor(len(roots), device=dev)
         border = torch.empty(len(other), dtype=torch.int64, device=dev)
-        for r0, near in blocks(Xt[other], C):
+        for r0, near in blocks(other, core_idx):
             border[r0:r0 + len(near)] = torch.where(near, cluster[None, :], nobody).amin(dim=1)
         border[border == len(roots)] = -1
         labels[other] = border
     return labels.cpu().numpy(), core.cpu().numpy()
+
+
+def _float32_with_exact_recheck(X, eps, dev):
+    """float32 data on ``dev`` and a function that re-decides, in float64, every pair whose
+    float32 squared distance lies within rounding error of eps^2 - so that the labels stay
+    exactly the numpy (and sklearn) ones while the bulk of the work runs in float32.
+
+    The float32 copy is centred (distances do not change, rounding does: it scales with the
+    coordinates' size R). Error of one float32 squared distance near eps^2, per coordinate:
+    the two casts and the subtraction (2 e R_j + e r), squared and times 2r, plus d + 1
+    roundings of squares and sums; doubled as a margin (a wider band only re-checks more).
+    When the band is not small next to eps^2 (coordinates huge next to eps), float32
+    cannot help: everything runs in float64.
+    """
+    import torch
+
+    e = float(np.finfo(np.float32).eps)
+    centred = X - X.mean(axis=0)
+    R = np.abs(centred).max(axis=0)
+    eps2 = eps * eps
+    r = eps * 1.5  # |a_j - b_j| <= r for any pair whose squared distance is near eps^2
+    err = 2 * r * (2 * e * R + e * r) + (2 * e * R + e * r) ** 2
+    band = 2.0 * (float(err.sum()) + (X.shape[1] + 1) * e * 2.25 * eps2)
+    # MPS has no float64: the re-check runs on the CPU there
+    dev64 = torch.device("cpu") if dev.type == "mps" else dev
+    X64 = torch.as_tensor(X, dtype=torch.float64, device=dev64)
+    if band > 0.25 * eps2 and dev.type != "mps":
+        return X64, torch.tensor(eps2, dtype=torch.float64, device=dev), None
+    lo = torch.tensor(eps2 - band, dtype=torch.float32, device=dev)
+    hi = torch.tensor(eps2 + band, dtype=torch.float32, device=dev)
+
+    def exact(d2, near, rows, cols):
+        i, j = torch.nonzero((d2 >= lo) & (d2 <= hi), as_tuple=True)
+        if len(i):
+            a, b = rows[i].to(dev64), cols[j].to(dev64)
+            near[i, j] = (_torch_pair_sqdist(X64[a], X64[b]) <= eps2).to(dev)
+
+    exact.band = band
+    return (torch.as_tensor(centred, dtype=torch.float32, device=dev),
+            torch.tensor(eps2, dtype=torch.float32, device=dev), exact)
+
+
+def _torch_pair_sqdist(A, B):
+    """Squared distance of A[i] to B[i], summed left to right like the numpy code."""
+    diff = A - B
+    d2 = diff[:, 0] * diff[:, 0]
+    for j in range(1, A.shape[1]):
+        d2 = d2 + diff[:, j] * diff[:, j]
+    return d2
 
 
 def _torch_sqdist(A, B):

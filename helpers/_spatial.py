@@ -1,6 +1,7 @@
 """Spatial arithmetic shared by :mod:`helpers.conv` and :mod:`helpers.pool`: the one
 output-size formula (with its actionable "doesn't fit" messages), size and flag checks,
-the float32-or-float64 rule, and the slice a window offset touches.
+the float32-or-float64 rule, the slice a window offset touches, and how the torch methods
+take their ``device``.
 
 Private: students and notebooks use :func:`helpers.conv.output_size`.
 """
@@ -87,3 +88,20 @@ def _work_dtype(*arrays):
 def _taps(p, stride, n_out):
     """Slice of the padded input that filter offset ``p`` touches over all n_out positions."""
     return slice(p, p + stride * (n_out - 1) + 1, stride)
+
+
+def _to_torch(a, device=None):
+    """numpy -> tensor on ``device`` (CPU: sharing memory when possible; torch warns on
+    read-only arrays)."""
+    import torch
+
+    a = np.ascontiguousarray(a)
+    t = torch.from_numpy(a if a.flags.writeable else a.copy())
+    return t if device is None or device.type == "cpu" else t.to(device)
+
+
+def _check_device(device, method, torch_method="torch"):
+    """``device`` is only for the torch method: elsewhere anything but the CPU is an error."""
+    if method != torch_method and not (device == "cpu" or getattr(device, "type", None) == "cpu"):
+        raise ValueError(f"device={device!r} needs method={torch_method!r}: method={method!r} "
+                         f"runs on the CPU (leave device='cpu')")

@@ -19,7 +19,8 @@ last rows and columns of the input. Every function in this module and in
   then one matrix multiplication by the (K, C*F*F) filter matrix, done a few images at a
   time so that the matrix stays in the CPU cache. Pure numpy (stride tricks), no
   compiled extension. :func:`conv2d_backward` uses the same matrix.
-- ``"torch"``: ``torch.nn.functional.conv2d`` on the CPU, converted back to numpy.
+- ``"torch"``: ``torch.nn.functional.conv2d`` on ``device`` (the CPU by default, or a
+  GPU: ``device="cuda"``), converted back to numpy.
 
 Like every deep-learning library, :func:`conv2d` computes a cross-correlation (the filter
 is not flipped). The mathematical convolution ``f * g`` of the slides flips the kernel;
@@ -40,9 +41,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from helpers._spatial import (
     _check_bool,
+    _check_device,
     _check_size,
     _spatial_output_size,
     _taps,
+    _to_torch,
     _work_dtype,
 )
 from helpers._validation import check_array, check_choice
@@ -175,7 +178,8 @@ def conv_params(f, d_in, k, bias=True) -> int:
     return (f * f * d_in) * k + (k if bias else 0)
 
 
-def conv2d(x, w, b=None, stride=1, pad=0, *, method="im2col", floor=False) -> np.ndarray:
+def conv2d(x, w, b=None, stride=1, pad=0, *, method="im2col", floor=False,
+           device="cpu") -> np.ndarray:
     """2-D convolution layer forward pass; equals ``torch.nn.functional.conv2d``.
 
     ``out[n, k, i, j] = b[k] + sum over c, p, q of
@@ -198,13 +202,18 @@ def conv2d(x, w, b=None, stride=1, pad=0, *, method="im2col", floor=False) -> np
     method : {"im2col", "naive", "torch"}, default "im2col"
         ``"naive"``: explicit loops (read this one). ``"im2col"``: the filters times the
         matrix of receptive fields built from a stride-tricks view (fast, numpy only).
-        ``"torch"``: ``torch.nn.functional.conv2d`` on the CPU. All three return the same
-        numbers (to rounding).
+        ``"torch"``: ``torch.nn.functional.conv2d`` on ``device``. All three return the
+        same numbers (to rounding).
     floor : bool, default False
         False (default): raise a ValueError, like :func:`output_size`, when the filter
         doesn't fit, i.e. ``stride`` does not divide ``H - F + 2P`` or ``W - F + 2P``.
         True: torch's behaviour, the last rows/columns that no full filter position
         covers are ignored.
+    device : str or torch.device, default "cpu"
+        Where ``method="torch"`` runs ("cuda", "cuda:1", "mps", None = the best available,
+        see :func:`helpers.device.resolve_device`); the arrays go there and the result
+        comes back as numpy, in the dtype given (float32 in, float32 out). The numpy
+        methods run on the CPU only: any other device is a ValueError.
 
     Returns
     -------
@@ -239,12 +248,13 @@ def conv2d(x, w, b=None, stride=1, pad=0, *, method="im2col", floor=False) -> np
     True
     """
     method = check_choice(method, "method", METHODS)
+    _check_device(device, method)
     x, w, b, stride, pad, floor = _check_conv_args(x, w, b, stride, pad, floor)
     if method == "naive":
         return _conv2d_naive(x, w, b, stride, pad, floor)
     if method == "im2col":
         return _conv2d_im2col(x, w, b, stride, pad, floor)
-    return _conv2d_torch(x, w, b, stride, pad)
+    return _conv2d_torch(x, w, b, stride, pad, device)
 
 
 def conv2d_backward(dout, x, w, stride=1, pad=0, *, floor=False) -> ConvGrads:
@@ -434,22 +444,17 @@ def _conv2d_im2col(x, w, b, stride, pad, floor):
     return out.reshape(N, K, H_out, W_out)
 
 
-def _conv2d_torch(x, w, b, stride, pad):
+def _conv2d_torch(x, w, b, stride, pad, device="cpu"):
     import torch
     import torch.nn.functional as tF
 
+    from helpers.device import resolve_device
+
+    dev = resolve_device(device)
     with torch.no_grad():
-        bias = None if b is None else _to_torch(b)
-        out = tF.conv2d(_to_torch(x), _to_torch(w), bias, stride=stride, padding=pad)
-    return out.numpy()
-
-
-def _to_torch(a):
-    """numpy -> CPU tensor, sharing memory when possible (torch warns on read-only arrays)."""
-    import torch
-
-    a = np.ascontiguousarray(a)
-    return torch.from_numpy(a if a.flags.writeable else a.copy())
+        bias = None if b is None else _to_torch(b, dev)
+        out = tF.conv2d(_to_torch(x, dev), _to_torch(w, dev), bias, stride=stride, padding=pad)
+    return out.cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ a window that "doesn't fit" raises here too unless you pass ``floor=True`` (torc
 
 All functions equal torch's ``F.max_pool2d`` / ``F.avg_pool2d`` (padding 0,
 ``ceil_mode=False``) and autograd through them. dtypes: float32 input stays float32,
-anything else is computed in float64.
+anything else is computed in float64. ``method="torch"`` runs those torch functions
+instead, on ``device`` (the CPU, or a GPU with ``device="cuda"``), and returns numpy.
 
 Ties in max pooling: when several elements of a window share the maximum, the gradient
 goes to ONE of them, the first in row-major order (smallest row, then smallest column),
@@ -20,13 +21,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers._spatial import _check_bool, _check_size, _spatial_output_size, _taps, _work_dtype
-from helpers._validation import check_array
+from helpers._spatial import (
+    _check_bool,
+    _check_device,
+    _check_size,
+    _spatial_output_size,
+    _taps,
+    _to_torch,
+    _work_dtype,
+)
+from helpers._validation import check_array, check_choice
 
 __all__ = ["avg_pool2d", "max_pool2d", "max_pool2d_backward"]
 
+METHODS = ("numpy", "torch")
 
-def max_pool2d(x, size=2, stride=2, *, floor=False) -> np.ndarray:
+
+def max_pool2d(x, size=2, stride=2, *, floor=False, method="numpy",
+               device="cpu") -> np.ndarray:
     """Max pooling: the largest value of every ``size x size`` window, map by map.
 
     Parameters
@@ -41,6 +53,12 @@ def max_pool2d(x, size=2, stride=2, *, floor=False) -> np.ndarray:
         False: raise a ValueError when the window doesn't fit (``stride`` does not divide
         ``H - size`` or ``W - size``). True: torch's behaviour, ignore the leftover
         rows/columns.
+    method : {"numpy", "torch"}, default "numpy"
+        "numpy": the reference below (read it). "torch": ``torch.nn.functional.max_pool2d``
+        on ``device``; the same numbers.
+    device : str or torch.device, default "cpu"
+        Where ``method="torch"`` runs ("cuda", "mps", None = the best available); the
+        numpy method runs on the CPU only.
 
     Returns
     -------
@@ -65,14 +83,19 @@ def max_pool2d(x, size=2, stride=2, *, floor=False) -> np.ndarray:
     array([[6., 8.],
            [3., 4.]])
     """
-    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor)
+    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor,
+                                                           method=method, device=device)
+    if method == "torch":
+        return _pool_torch("max_pool2d", x, size, stride, device)
     return _pool(x, size, stride, H_out, W_out, np.maximum)
 
 
-def avg_pool2d(x, size=2, stride=2, *, floor=False) -> np.ndarray:
+def avg_pool2d(x, size=2, stride=2, *, floor=False, method="numpy",
+               device="cpu") -> np.ndarray:
     """Average pooling: the mean of every ``size x size`` window, map by map.
 
-    Parameters, shapes and the ``floor`` option are those of :func:`max_pool2d`. Equals
+    Parameters, shapes, the ``floor`` option, ``method`` and ``device`` are those of
+    :func:`max_pool2d`. Equals
     ``torch.nn.functional.avg_pool2d(x, size, stride)`` (no padding, so
     ``count_include_pad`` does not matter).
 
@@ -91,13 +114,17 @@ def avg_pool2d(x, size=2, stride=2, *, floor=False) -> np.ndarray:
     array([[3.25, 5.25],
            [2.  , 2.  ]])
     """
-    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor)
+    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor,
+                                                           method=method, device=device)
+    if method == "torch":
+        return _pool_torch("avg_pool2d", x, size, stride, device)
     out = _pool(x, size, stride, H_out, W_out, np.add)
     out /= size * size
     return out
 
 
-def max_pool2d_backward(dout, x, size=2, stride=2, *, floor=False) -> np.ndarray:
+def max_pool2d_backward(dout, x, size=2, stride=2, *, floor=False, method="numpy",
+                        device="cpu") -> np.ndarray:
     """Backward pass of :func:`max_pool2d`: route each window's gradient to its maximum.
 
     ``dx`` is zero except at the position of each window's maximum, which receives that
@@ -111,6 +138,8 @@ def max_pool2d_backward(dout, x, size=2, stride=2, *, floor=False) -> np.ndarray
         Upstream gradient, the shape of ``max_pool2d(x, size, stride)``.
     x, size, stride, floor
         Exactly as given to :func:`max_pool2d`.
+    method, device
+        As for :func:`max_pool2d`; "torch" runs autograd through ``F.max_pool2d``.
 
     Returns
     -------
@@ -131,7 +160,8 @@ def max_pool2d_backward(dout, x, size=2, stride=2, *, floor=False) -> np.ndarray
     array([[1., 0.],
            [0., 0.]])
     """
-    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor, dout=dout)
+    x, size, stride, floor, H_out, W_out = _check_pool_args(x, size, stride, floor, dout=dout,
+                                                           method=method, device=device)
     dout = check_array(dout, "dout", ndim=4, dtype=x.dtype, shape_hint="(N, C, H', W')")
     want = x.shape[:2] + (H_out, W_out)
     if dout.shape != want:
@@ -139,6 +169,8 @@ def max_pool2d_backward(dout, x, size=2, stride=2, *, floor=False) -> np.ndarray
             f"dout must have the shape of max_pool2d's output (N, C, H', W') = {want}, "
             f"got {dout.shape}"
         )
+    if method == "torch":
+        return _max_pool_backward_torch(dout, x, size, stride, device)
     # Max pooling is separable: take the max across each row of a window, then down the
     # rows. Keeping the FIRST offset on ties in both passes (strict >) finds the first
     # maximum in row-major order: the top-most row that holds the window's maximum, and
@@ -198,7 +230,33 @@ def _combine_windows(a, size, stride, n_out, axis, combine):
     return out
 
 
-def _check_pool_args(x, size, stride, floor, dout=None):
+def _pool_torch(name, x, size, stride, device):
+    """torch.nn.functional.max_pool2d / avg_pool2d on ``device``, back as numpy."""
+    import torch
+    import torch.nn.functional as tF
+
+    from helpers.device import resolve_device
+
+    with torch.no_grad():
+        out = getattr(tF, name)(_to_torch(x, resolve_device(device)), size, stride)
+    return out.cpu().numpy()
+
+
+def _max_pool_backward_torch(dout, x, size, stride, device):
+    """Autograd through torch.nn.functional.max_pool2d on ``device``, back as numpy."""
+    import torch.nn.functional as tF
+
+    from helpers.device import resolve_device
+
+    dev = resolve_device(device)
+    xt = _to_torch(x, dev).clone().requires_grad_(True)
+    tF.max_pool2d(xt, size, stride).backward(_to_torch(dout, dev))
+    return xt.grad.cpu().numpy()
+
+
+def _check_pool_args(x, size, stride, floor, dout=None, method="numpy", device="cpu"):
+    check_choice(method, "method", METHODS)
+    _check_device(device, method)
     x = check_array(x, "x", ndim=4, dtype=_work_dtype(x, dout), shape_hint="(N, C, H, W)")
     size = _check_size(size, "size", min_value=1)
     stride = _check_size(stride, "stride", min_value=1)

@@ -231,7 +231,8 @@ def predict(model, X, *, batch_size: int = 512, device=None) -> np.ndarray:
     batch_size : int
         Images per forward pass (memory only; the answer does not depend on it).
     device : None, str or torch.device
-        Where to run; None: where the model's parameters are.
+        Where to run ("cpu", "cuda", "cuda:1", ...); the model is moved there first (in
+        place, as ``model.to(device)`` does). None: where the model's parameters are.
 
     Returns
     -------
@@ -248,6 +249,7 @@ def predict(model, X, *, batch_size: int = 512, device=None) -> np.ndarray:
         device = first.device if first is not None else torch.device("cpu")
     else:
         device = resolve_device(device)
+        model.to(device)
     dtype = _float_dtype(model)
     was_training = model.training
     model.eval()

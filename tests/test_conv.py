@@ -442,3 +442,20 @@ def test_correlate_bad_input():
         convolve2d(np.zeros((3, 3)), np.zeros((2, 2)), mode="circular")
     with pytest.raises(ValueError, match="image"):
         convolve2d(np.zeros((3, 3, 1)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_torch_method_runs_on_the_device_asked_and_keeps_the_dtype(dtype):
+    # device="cpu" here; the same call with device="cuda" is checked in tests/test_cuda.py
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 2, 7, 7)).astype(dtype)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    out = conv2d(x, w, b, stride=2, pad=1, method="torch", device="cpu")
+    assert out.dtype == dtype
+    want = torch_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 2, 1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, want, rtol=0, atol=tol)
+    np.testing.assert_allclose(conv2d(x, w, b, 2, 1, method="torch", device=torch.device("cpu")),
+                               out, rtol=0, atol=0)
+

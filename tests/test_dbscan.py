@@ -414,7 +414,57 @@ def test_torch_backend_equals_numpy_on_long_chains():
         b = dbscan(X, 0.06, ms, backend="torch", device="cpu")
         np.testing.assert_array_equal(a.labels, b.labels)
         np.testing.assert_array_equal(a.core_mask, b.core_mask)
-    assert_same_as_sklearn(X, 0.06, 2, backend="torch")
+    assert_same_as_sklearn(X, 0.06, 2, backend="torch", device="cpu")
+
+
+@pytest.fixture
+def float32_on_cpu(monkeypatch):
+    """Run the torch backend's GPU arithmetic (float32 + float64 re-check) on the CPU."""
+    torch = pytest.importorskip("torch")
+    import helpers.device
+
+    monkeypatch.setattr(helpers.device, "torch_dtype_for", lambda device: torch.float32)
+
+
+@pytest.mark.parametrize(
+    "eps, scale, d",
+    [(1.0, 1.0, 2), (math.sqrt(2), 1.0, 2), (0.5, 0.5, 2), (1.0, 1.0, 3), (5.0, 1.0, 2)],
+)
+def test_torch_float32_path_keeps_exact_ties(float32_on_cpu, eps, scale, d):
+    # The GPU dtype rule (float32) must not change labels: pairs at exactly eps on integer
+    # grids are re-decided in float64. (1e3 offset: centring must not disturb the ties.)
+    X = grid_points(14 if d < 3 else 7, d=d, seed=int(eps * 10)) * scale + 1e3
+    if eps == 5.0:
+        X = X * np.array([3.0, 4.0])
+    for ms in (2, 4, 6):
+        assert_same_as_sklearn(X, eps, ms, backend="torch", device="cpu")
+
+
+def test_torch_float32_path_random_and_huge_coordinates(float32_on_cpu, monkeypatch):
+    rng = np.random.default_rng(8)
+    X = np.concatenate([rng.normal(0, 0.3, (300, 2)), rng.normal(3, 0.3, (300, 2))])
+    assert_same_as_sklearn(X, 0.2, 5, backend="torch", device="cpu")
+    monkeypatch.setattr(mod, "_TORCH_BLOCK", 999)  # many blocks
+    assert_same_as_sklearn(X, 0.2, 5, backend="torch", device="cpu")
+    # coordinates 1e12 with eps 1e-3: float32 cannot resolve eps, so it all runs in float64
+    Y = np.concatenate([rng.normal(0, 1e-3, (150, 2)), 1e12 + rng.normal(0, 1e-3, (150, 2))])
+    assert_same_as_sklearn(Y, 1e-3, 3, backend="torch", device="cpu")
+
+
+def test_float32_band_covers_the_float32_error():
+    # Every float32 squared distance near eps^2 must be within the re-check band of the
+    # float64 one (the module's left-to-right sum), else a label could flip on a GPU.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for scale, eps, d in [(1.0, 0.05, 3), (1e3, 0.7, 2), (1e5, 3.0, 6), (-1e4, 0.01, 1)]:
+        X = scale + rng.normal(0, 2 * eps / np.sqrt(d), (1500, d))
+        Xt, _, exact = mod._float32_with_exact_recheck(X, eps, torch.device("cpu"))
+        d2_32 = mod._torch_sqdist(Xt, Xt).numpy().astype(np.float64)
+        d2_64 = np.stack([mod._row_sqdist(X, x) for x in X])
+        close = np.abs(d2_64 - eps * eps) <= 0.25 * eps * eps
+        assert close.sum() > 1000
+        assert np.abs(d2_32 - d2_64)[close].max() <= exact.band
+        assert exact.band < 0.01 * eps * eps  # and the band is narrow: few pairs re-checked
 
 
 def test_torch_backend_small_blocks(monkeypatch):
@@ -425,8 +475,8 @@ def test_torch_backend_small_blocks(monkeypatch):
 
 def test_torch_backend_all_noise_and_all_core():
     X = np.arange(10.0)[:, None] * 10
-    assert (dbscan(X, 1.0, 2, backend="torch").labels == -1).all()
-    assert dbscan(X, 1.0, 1, backend="torch").labels.tolist() == list(range(10))
+    assert (dbscan(X, 1.0, 2, backend="torch", device="cpu").labels == -1).all()
+    assert dbscan(X, 1.0, 1, backend="torch", device="cpu").labels.tolist() == list(range(10))
 
 
 # ----------------------------------------------------------------------------------------

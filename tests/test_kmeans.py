@@ -51,7 +51,7 @@ def test_matches_sklearn_from_same_init(backend, seed):
     means = 3 * rng.standard_normal((k, d))
     X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d)) + 100.0  # far from 0
     init = X[rng.choice(n, k, replace=False)]
-    result = kmeans(X, k, init=init, backend=backend)
+    result = kmeans(X, k, init=init, backend=backend, device="cpu")
     assert_same_as_sklearn(result, sklearn_lloyd(X, init))
 
 
@@ -64,7 +64,7 @@ def test_matches_sklearn_on_many_blocks_and_threads(backend, n, d, k):
     means = 4 * rng.standard_normal((k, d))
     X = means[rng.integers(k, size=n)] + rng.standard_normal((n, d))
     init = X[rng.choice(n, k, replace=False)]
-    result = kmeans(X, k, init=init, max_iter=15, backend=backend)
+    result = kmeans(X, k, init=init, max_iter=15, backend=backend, device="cpu")
     assert_same_as_sklearn(result, sklearn_lloyd(X, init, max_iter=15))
 
 
@@ -80,7 +80,7 @@ def test_integer_data_with_exact_ties_matches_sklearn(backend):
         k = int(rng.integers(1, min(n, 6) + 1))
         X = rng.integers(0, 6, size=(n, d)).astype(float)
         init = X[rng.choice(n, k, replace=False)]
-        result = kmeans(X, k, init=init, backend=backend)
+        result = kmeans(X, k, init=init, backend=backend, device="cpu")
         assert_same_as_sklearn(result, sklearn_lloyd(X, init))
 
 
@@ -114,7 +114,7 @@ def test_threaded_assignment_equals_serial():
 def test_stopping_rules_match_sklearn(backend, max_iter, tol):
     X, _ = toy_2d("anisotropic", n=500, seed=3)
     init = X[:4]
-    result = kmeans(X, 4, init=init, max_iter=max_iter, tol=tol, backend=backend)
+    result = kmeans(X, 4, init=init, max_iter=max_iter, tol=tol, backend=backend, device="cpu")
     assert_same_as_sklearn(result, sklearn_lloyd(X, init, max_iter=max_iter, tol=tol))
     assert len(result.history) == result.n_iter + 1
     assert len(result.inertia_history) == result.n_iter
@@ -126,7 +126,7 @@ def test_empty_clusters_relocate_like_sklearn_and_never_nan(backend):
     X = rng.standard_normal((300, 2))
     # Three centers far from all data: all of them empty out in the first assignment.
     init = np.array([[0.0, 0.0], [100.0, 100.0], [200.0, -50.0], [0.1, 0.1], [-300.0, 0.0]])
-    result = kmeans(X, 5, init=init, backend=backend)
+    result = kmeans(X, 5, init=init, backend=backend, device="cpu")
     assert not np.isnan(result.centers).any()
     assert_same_as_sklearn(result, sklearn_lloyd(X, init))
     assert len(np.unique(result.labels)) == 5
@@ -136,7 +136,7 @@ def test_empty_clusters_relocate_like_sklearn_and_never_nan(backend):
 def test_more_clusters_than_distinct_points(backend):
     X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
     init = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
-    result = kmeans(X, 3, init=init, backend=backend)
+    result = kmeans(X, 3, init=init, backend=backend, device="cpu")
     assert not np.isnan(result.centers).any()
     assert_same_as_sklearn(result, sklearn_lloyd(X, init))
 
@@ -269,7 +269,7 @@ def test_kmeans_plusplus_with_duplicates_and_k_equal_n():
 @pytest.mark.parametrize("init", ["random", "farthest", "k-means++"])
 def test_seeded_inits_are_deterministic_across_backends(backend, init):
     X, _ = toy_2d("moons", n=300, seed=1)
-    a = kmeans(X, 3, init=init, seed=11, backend=backend)
+    a = kmeans(X, 3, init=init, seed=11, backend=backend, device="cpu")
     b = kmeans(X, 3, init=init, seed=11, backend="numpy")
     np.testing.assert_allclose(a.centers, b.centers, atol=1e-9)
     np.testing.assert_array_equal(a.labels, b.labels)

@@ -75,6 +75,29 @@ def test_max_pool_backward_matches_torch_autograd(case, ties):
     np.testing.assert_allclose(dx, torch_max_grad(dout, x, F, S), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES[:4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_torch_method_on_the_cpu_equals_the_reference(case, dtype):
+    # method="torch" runs torch's functions on `device` (the GPU run: tests/test_cuda.py);
+    # on the CPU it must give the reference's numbers, ties included, in the dtype given.
+    N, C, F, S, Ho, Wo = case
+    rng = np.random.default_rng(sum(case) + 3)
+    x = fitting_input(rng, N, C, F, S, Ho, Wo, ties=True).astype(dtype)
+    dout = rng.standard_normal((N, C, Ho, Wo)).astype(dtype)
+    for fn in (max_pool2d, avg_pool2d):
+        out = fn(x, F, S, method="torch", device="cpu")
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, fn(x, F, S), rtol=1e-6, atol=0)
+    dx = max_pool2d_backward(dout, x, F, S, method="torch", device="cpu")
+    assert dx.dtype == dtype
+    # same element per window (ties too); overlapping windows may add in another order
+    np.testing.assert_allclose(dx, max_pool2d_backward(dout, x, F, S), rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="doesn't fit"):
+        max_pool2d(np.ones((1, 1, 5, 5)), 2, 2, method="torch")
+    np.testing.assert_array_equal(max_pool2d(x, 3, 2, floor=True, method="torch"),
+                                  max_pool2d(x, 3, 2, floor=True))
+
+
 def test_ties_go_to_the_first_maximum_in_row_major_order():
     x = np.array([[[[1.0, 5.0, 5.0],
                     [5.0, 2.0, 5.0],

@@ -72,7 +72,7 @@ def test_dbscan_on_the_gpu_keeps_exact_labels(eps):
             np.testing.assert_array_equal(got.labels, want.labels_)
 
 
-@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 5e-3), (np.float64, 1e-12)])
 def test_conv2d_on_the_gpu(dtype, tol):
     from helpers.conv import conv2d
 
@@ -82,8 +82,10 @@ def test_conv2d_on_the_gpu(dtype, tol):
     b = rng.standard_normal(8).astype(dtype)
     gpu = conv2d(x, w, b, pad=1, method="torch", device="cuda")
     assert gpu.dtype == dtype
-    # TF32 may be on for float32 convolutions: compare with a float32-sized tolerance
-    np.testing.assert_allclose(gpu, conv2d(x, w, b, pad=1), rtol=tol, atol=10 * tol)
+    # cuDNN may use TF32 (10-bit mantissa) for float32 convolutions: error relative to
+    # the largest output, 5e-3 for float32, 1e-12 for float64 (no TF32 there)
+    ref = conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), pad=1)
+    assert np.abs(gpu - ref).max() <= tol * np.abs(ref).max()
 
 
 def test_pooling_on_the_gpu_is_exact():

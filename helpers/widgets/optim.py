@@ -27,6 +27,7 @@ import warnings
 
 import ipywidgets as w
 import numpy as np
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from helpers import optim
 from helpers._validation import check_float, check_int
@@ -46,6 +47,7 @@ RMSPROP_DECAY = 0.99  # torch's default alpha; RMSProp is shown with it, not wit
 LBFGS_HISTORY = 10
 MAX_STEPS = 1000
 LOSS_FLOOR = 1e-12  # f - f* below this is drawn on the bottom edge of the log-scale plot
+RACE_CHUNK = 40  # steps computed ahead of the one shown (a few ms for all racers)
 
 # Rates that make each surface's race worth watching (the SGD family stays stable; the
 # adaptive methods get there or visibly struggle in the default number of steps).
@@ -123,51 +125,11 @@ class OptimizerRace(Explorer):
         start = _check_start(start, surf)
         optimizers = _check_optimizers(optimizers)
 
-        (xlo, xhi), (ylo, yhi) = surf.bounds
-        slider = {"continuous_update": False, "style": {"description_width": "90px"}}
-        self.controls = {
-            "surface": w.Dropdown(options=tuple(SURFACES), value=surface, description="surface",
-                                  style=slider["style"]),
-            "x0": w.FloatSlider(value=start[0], min=xlo, max=xhi, step=0.01,
-                                description="start x", **slider),
-            "y0": w.FloatSlider(value=start[1], min=ylo, max=yhi, step=0.001,
-                                description="start y", readout_format=".3f", **slider),
-            "learning_rate": w.FloatLogSlider(value=learning_rate, base=10,
-                                              min=np.log10(LR_RANGE[0]),
-                                              max=np.log10(LR_RANGE[1]), step=0.1,
-                                              description="lr (SGD fam.)",
-                                              readout_format=".1e", **slider),
-            "adaptive_lr": w.FloatLogSlider(value=adaptive_lr, base=10,
-                                            min=np.log10(ADAPTIVE_LR_RANGE[0]),
-                                            max=np.log10(ADAPTIVE_LR_RANGE[1]), step=0.1,
-                                            description="lr (Adam, RMSP)",
-                                            readout_format=".1e", **slider),
-            "momentum": w.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
-                                      description="momentum", **slider),
-            "beta1": w.FloatSlider(value=beta1, min=0.0, max=0.99, step=0.01,
-                                   description="beta1", **slider),
-            "beta2": w.FloatSlider(value=beta2, min=0.9, max=0.9999, step=0.0001,
-                                   description="beta2", readout_format=".4f", **slider),
-            "steps": w.IntSlider(value=steps, min=1, max=MAX_STEPS, step=1,
-                                 description="steps", **slider),
-            "optimizers": w.SelectMultiple(options=OPTIMIZERS, value=optimizers, rows=6,
-                                           description="show", style=slider["style"]),
-            "step": w.IntSlider(value=0, min=0, max=steps, description="step",
-                                style=slider["style"], continuous_update=True,
-                                layout=w.Layout(width="420px")),
-            "play": w.Play(value=0, min=0, max=steps, step=1, interval=50,
-                           description="play / pause"),
-        }
-        # The Play widget ticks in the browser; linking it to the step slider in Python
-        # means a frame is drawn for every tick, and a test can drive either control.
-        w.link((self.controls["play"], "value"), (self.controls["step"], "value"))
-        self.buttons = {
-            name: w.Button(description=name, layout=w.Layout(width="80px"))
-            for name in ("Step", "Reset")
-        }
+        self.controls, self.buttons = _build_controls(
+            surf, surface, start, learning_rate, adaptive_lr, momentum, beta1, beta2, steps,
+            optimizers)
         self.buttons["Step"].on_click(lambda _: self.step())
         self.buttons["Reset"].on_click(lambda _: self.reset())
-
         self._quiet = False  # True while one change sets several controls
         self.controls["surface"].observe(lambda _: self._new_surface(), names="value")
         for name in ("x0", "y0", "learning_rate", "adaptive_lr", "momentum", "beta1", "beta2",
@@ -177,9 +139,10 @@ class OptimizerRace(Explorer):
         self.controls["step"].observe(lambda change: self.show_step(change["new"]),
                                       names="value")
 
-        self.fig, (self.ax, self.ax_loss) = new_figure((12, 4.8), ncols=2,
-                                                       width_ratios=[1.1, 1], wspace=0.28)
-        self.fig.subplots_adjust(left=0.06, right=0.8)  # room for the legend on the right
+        self.fig, (self.ax, self.ax_loss) = new_figure((8.4, 4.0), ncols=2,
+                                                       width_ratios=[1.1, 1], wspace=0.34)
+        # 840 px wide; room for the legend on the right
+        self.fig.subplots_adjust(left=0.08, right=0.76, bottom=0.13, top=0.9)
         self.frame = 0
         self._build_artists()
         rows = [
@@ -199,7 +162,7 @@ class OptimizerRace(Explorer):
         self._draw_cid = self.fig.canvas.mpl_connect("draw_event", self._on_draw)
         self._deferred = True  # no drawing while building: a figure is drawn when it is shown
         self._draw_surface()
-        self._compute()
+        self._race = None  # computed when a step past 0 is first shown (see _race_data)
         self.show_step(0)
         self._deferred = False
         if self.canvas_widget is not None:
@@ -213,8 +176,9 @@ class OptimizerRace(Explorer):
         if self.controls["step"].value != t:
             self.controls["step"].value = t  # its observer calls back here; that is cheap
             return
+        race = self._ensure(t) if t > 0 else self._start_only()
         for name in OPTIMIZERS:
-            path, loss = self.paths[name], self.losses[name]
+            path, loss = race["paths"][name], race["losses"][name]
             k = min(t, len(path) - 1)
             self.lines[name].set_data(path[: k + 1, 0], path[: k + 1, 1])
             self.heads[name].set_data(path[k : k + 1, 0], path[k : k + 1, 1])
@@ -236,6 +200,22 @@ class OptimizerRace(Explorer):
         c = self.controls
         return (f"surface={c['surface'].value}, start=({c['x0'].value:g}, {c['y0'].value:g}), "
                 f"step {self.frame} of {c['steps'].value}")
+
+    @property
+    def paths(self) -> dict:
+        return self._race_data()["paths"]
+
+    @property
+    def losses(self) -> dict:
+        return self._race_data()["losses"]
+
+    @property
+    def diverged(self) -> dict:
+        return self._race_data()["diverged"]
+
+    @property
+    def lbfgs_evals(self) -> int:
+        return self._race_data()["lbfgs_evals"]
 
     def final_losses(self) -> dict:
         """Optimiser name -> f at the last computed iterate."""
@@ -275,10 +255,17 @@ class OptimizerRace(Explorer):
             for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
                 if artist.get_visible():
                     yield artist
+        yield self.start_mark
+        legend = self.ax_loss.get_legend()
+        if legend is not None:
+            yield legend
         yield self.step_text
+
+    _frozen = False
 
     def _freeze(self):
         """Make the figure an ordinary one (no blitting): what ``static`` returns."""
+        self._frozen = True
         self.fig.canvas.mpl_disconnect(self._draw_cid)
         for artist in self._moving():
             artist.set_animated(False)
@@ -300,17 +287,51 @@ class OptimizerRace(Explorer):
                      "beta2": c["beta2"].value},
         }
 
-    def _compute(self):
-        """Run every optimiser for ``steps`` steps with the reference implementations."""
-        self._background = None  # the legend and the loss axis change
+    def _race_data(self):
+        """Paths, losses, divergence of every racer over all ``steps`` steps."""
+        return self._ensure(self.controls["steps"].value)
+
+    def _start_only(self):
+        """Step 0 of every racer: the start point (no need to run the race to show it)."""
+        c = self.controls
+        x0 = np.array([[c["x0"].value, c["y0"].value]])
+        f0 = np.array([float(self._surface.f_and_grad(x0[0])[0])])
+        return {"paths": dict.fromkeys(OPTIMIZERS, x0), "losses": dict.fromkeys(OPTIMIZERS, f0),
+                "diverged": dict.fromkeys(OPTIMIZERS)}
+
+    def _ensure(self, t):
+        """Run the race at least to step ``t`` (in chunks of RACE_CHUNK steps, as far as it is
+        shown: a parameter change costs nothing until the race is played); its arrays."""
+        c = self.controls
+        steps = c["steps"].value
+        if self._race is None:
+            self._race = self._new_race()
+        racers = self._race["racers"]
+        if any(r.n_steps < min(t, steps) and not r.diverged for r in racers.values()):
+            goal = min(steps, max(t, 0) + RACE_CHUNK)
+            for racer in racers.values():
+                racer.extend(goal)
+            self._race["arrays"] = None
+        if self._race["arrays"] is None:
+            arrays = {"paths": {}, "losses": {}, "diverged": {},
+                      "lbfgs_evals": self._race["lbfgs_evals"]}
+            for name, racer in racers.items():
+                arrays["paths"][name] = np.array(racer.path)
+                arrays["losses"][name] = np.array(racer.fun)
+                arrays["diverged"][name] = racer.n_steps if racer.diverged else None
+            arrays["paths"]["L-BFGS"], arrays["losses"]["L-BFGS"], arrays["diverged"][
+                "L-BFGS"] = self._race["lbfgs"]
+            self._race["arrays"] = arrays
+            self._scale_loss_axis(arrays["losses"])
+        return self._race["arrays"]
+
+    def _new_race(self):
+        """Racers for the update rules (run lazily) and the whole L-BFGS run (cheap)."""
         c = self.controls
         surf, steps = self._surface, c["steps"].value
         x0 = np.array([c["x0"].value, c["y0"].value])
-        self.paths, self.losses, self.diverged = {}, {}, {}
-        for name, config in self.configs().items():
-            run = optim.run_rule(RULES[name], surf.f_and_grad, x0, config, steps=steps)
-            self.paths[name], self.losses[name] = run.path, run.fun_path
-            self.diverged[name] = run.n_steps if run.diverged else None
+        racers = {name: _Racer(RULES[name], surf.f_and_grad, x0, config)
+                  for name, config in self.configs().items()}
         # L-BFGS on an unbounded surface (the saddle) extrapolates until it overflows:
         # that is what it does, so the numbers' warnings are not worth a traceback.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -319,28 +340,39 @@ class OptimizerRace(Explorer):
                               tol=1e-10)
         finite = np.all(np.isfinite(res.path), axis=1) & np.isfinite(res.fun_path)
         n = len(finite) if finite.all() else int(np.argmin(finite))
-        self.paths["L-BFGS"], self.losses["L-BFGS"] = res.path[:n], res.fun_path[:n]
-        self.diverged["L-BFGS"] = None if finite.all() else n - 1
-        self.lbfgs_evals = res.n_evals
-        self.lines["L-BFGS"].set_label(f"L-BFGS ({res.n_iter} it., {res.n_evals} evals)")
+        lbfgs = (res.path[:n], res.fun_path[:n], None if finite.all() else n - 1)
+        self.lines["L-BFGS"].set_label(f"L-BFGS ({res.n_iter} it.,\n{res.n_evals} evals)")
         self._legend()
-        self._scale_loss_axis()
+        return {"racers": racers, "lbfgs": lbfgs, "lbfgs_evals": res.n_evals, "arrays": None}
 
     def _plotted_loss(self, loss):
         if self._surface.min_value is None:
             return loss
         return np.maximum(loss - self._surface.min_value, LOSS_FLOOR)
 
-    def _scale_loss_axis(self):
+    def _scale_loss_axis(self, losses):
+        """Limits of the loss plot for the race run so far. They change only when they must
+        (by whole decades, three at a time downwards), since a change costs a full redraw
+        instead of a blitted frame."""
         ax, surf = self.ax_loss, self._surface
-        ax.set_xlim(0, max(self.controls["steps"].value, 1))
         if surf.min_value is None:  # the saddle: f itself, over the range of the window
-            ax.set_ylim(float(self._Z.min()), float(self._Z.max()))
-            return
-        shown = np.concatenate([self._plotted_loss(v) for v in self.losses.values()])
-        first = float(self._plotted_loss(self.losses["SGD"][:1])[0])  # f(start) - f*
-        bottom = max(float(np.min(shown)) / 3.0, LOSS_FLOOR / 3.0)
-        ax.set_ylim(bottom, max(10.0 * first, 100.0 * bottom))
+            limits = self._Z_range
+        else:
+            shown = np.concatenate([self._plotted_loss(v) for v in losses.values()])
+            first = float(self._plotted_loss(losses["SGD"][:1])[0])  # f(start) - f*
+            bottom = max(float(np.min(shown)) / 3.0, LOSS_FLOOR / 3.0)
+            top = max(10.0 * first, 100.0 * bottom)
+            lo, hi = ax.get_ylim()
+            if lo <= bottom and top <= hi:
+                limits = (lo, hi)  # still fits: keep it (and the background)
+            else:
+                limits = (min(lo, 10.0 ** (np.floor(np.log10(bottom)) - 3)),
+                          max(hi, 10.0 ** np.ceil(np.log10(top))))
+        xlim = (0, max(self.controls["steps"].value, 1))
+        if tuple(ax.get_ylim()) != limits or tuple(ax.get_xlim()) != xlim:
+            ax.set_ylim(*limits)
+            ax.set_xlim(*xlim)
+            self._background = None  # the axis changed: the next frame is a full draw
 
     # ------------------------------------------------------------------ controls
     @property
@@ -350,7 +382,7 @@ class OptimizerRace(Explorer):
     def _changed(self):
         if self._quiet:
             return
-        self._compute()
+        self._race = None
         self._set_play_range()
         self.show_step(0)
 
@@ -371,7 +403,7 @@ class OptimizerRace(Explorer):
         finally:
             self._quiet = False
         self._draw_surface()
-        self._compute()
+        self._race = None
         self._set_play_range()
         self.show_step(0)
 
@@ -417,15 +449,18 @@ class OptimizerRace(Explorer):
             (self.loss_lines[name],) = al.plot([], [], "-", color=color, lw=2, label=name,
                                                animated=True)
         (self.start_mark,) = ax.plot([], [], "X", color="black", ms=10, zorder=5,
-                                     label="start")
+                                     label="start", animated=True)
         (self.min_mark,) = ax.plot([], [], "*", color="black", ms=14, zorder=5,
                                    label="minimum")
         self.step_text = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right",
                                  va="bottom", fontsize=11, zorder=6, animated=True,
                                  bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
         self.contours = None
+        self._contour_sets = {}
         ax.set_xlabel("x")
         ax.set_ylabel("y")
+        ax.locator_params(nbins=5)
+        al.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         al.set_xlabel("step")
         al.set_title("Loss per step")
         self._show_selected_silently()
@@ -436,8 +471,9 @@ class OptimizerRace(Explorer):
         if self.min_mark.get_visible():
             handles.append(self.min_mark)
         # Outside the axes: the moving lines are drawn last, so they would cross it.
-        self.ax_loss.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                            fontsize=9, frameon=False)
+        legend = self.ax_loss.legend(handles=handles, loc="upper left",
+                                     bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+        legend.set_animated(not self._frozen)  # the L-BFGS entry changes with the race
 
     def _show_selected_silently(self):
         shown = set(self.controls["optimizers"].value)
@@ -449,18 +485,28 @@ class OptimizerRace(Explorer):
         """Contours of the surface (log-spaced levels where it has a minimum)."""
         self._background = None
         surf, ax = self._surface, self.ax
-        X, Y, Z = surf.grid(160)
-        self._Z = Z
-        if self.contours is not None:
-            self.contours.remove()
-        if surf.min_value is not None:
-            gap = Z - surf.min_value
-            lo = max(float(np.min(gap[gap > 0])), float(gap.max()) * 1e-7)
-            levels = surf.min_value + np.logspace(np.log10(lo), np.log10(gap.max()), 24)
-        else:
-            levels = np.linspace(Z.min(), Z.max(), 24)
-        self.contours = ax.contour(X, Y, Z, levels=levels, cmap="Greys_r", linewidths=0.7,
-                                   alpha=0.8, zorder=1)
+        # One contour set per surface, all made with the first (hidden but the one shown):
+        # a surface change then costs a redraw, not a contouring of the grid.
+        for contours in self._contour_sets.values():
+            contours.set_visible(False)
+        for name in (surf.name, *(() if self._contour_sets else SURFACES)):
+            if name in self._contour_sets:
+                continue
+            surf_ = SURFACES[name]
+            X, Y, Z = surf_.grid(160)
+            if surf_.min_value is not None:
+                gap = Z - surf_.min_value
+                lo = max(float(np.min(gap[gap > 0])), float(gap.max()) * 1e-7)
+                levels = surf_.min_value + np.logspace(np.log10(lo), np.log10(gap.max()), 24)
+            else:
+                levels = np.linspace(Z.min(), Z.max(), 24)
+            contours = ax.contour(X, Y, Z, levels=levels, cmap="Greys_r", linewidths=0.7,
+                                  alpha=0.8, zorder=1, visible=False)
+            contours.z_range = (float(Z.min()), float(Z.max()))
+            self._contour_sets[name] = contours
+        self.contours = self._contour_sets[surf.name]
+        self.contours.set_visible(True)
+        self._Z_range = self.contours.z_range
         (x0, x1), (y0, y1) = surf.bounds
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
@@ -475,25 +521,119 @@ class OptimizerRace(Explorer):
         if surf.min_value is None:
             al.set_yscale("linear")
             al.set_ylabel("f(w)  (no minimum: unbounded below)")
+            al.set_ylim(*self._Z_range)
         else:
             al.set_yscale("log")
             al.set_ylabel("f(w) − f*  (log scale)")
+            # a label every few decades and no minor ticks: a hundred tick artists would
+            # be most of a full redraw
+            al.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            al.yaxis.set_minor_locator(NullLocator())
+            # from the floor to above f(start): a race then rarely changes them (a full redraw)
+            first = max(float(surf.f_and_grad(np.array([x_start, y_start]))[0])
+                        - surf.min_value, LOSS_FLOOR)
+            top = 10.0 ** np.ceil(np.log10(10.0 * first))
+            al.set_ylim(LOSS_FLOOR / 10, top)
+        al.set_xlim(0, max(self.controls["steps"].value, 1))
         ax.set_title(f"{surf.name}: {surf.formula}", fontsize=11)
 
     def _status_html(self, t):
         shown = [n for n in OPTIMIZERS if n in self.controls["optimizers"].value]
+        race = self._ensure(t) if t > 0 else self._start_only()
         cells = []
         for name in shown:
-            loss = self.losses[name]
+            loss = race["losses"][name]
             k = min(t, len(loss) - 1)
             note = ""
-            if self.diverged[name] is not None and t > self.diverged[name]:
+            if race["diverged"][name] is not None and t > race["diverged"][name]:
                 note = " (diverged)"
             elif name == "L-BFGS" and k < t:
                 note = " (stopped)"
             cells.append(f"<span style='color:{COLORS[name]}'>&#9679;</span> "
                          f"{name}: f = {loss[k]:.3g}{note}")
         return f"<b>step {t}</b> &nbsp; " + " &nbsp;|&nbsp; ".join(cells)
+
+
+class _Racer:
+    """One update rule's run, computed as far as it is needed: the loop of
+    :func:`helpers.optim.run_rule` (same steps, same stop on divergence), resumable because
+    the rule's state stays in ``config``."""
+
+    def __init__(self, rule, f_and_grad, x0, config):
+        self.rule, self.f_and_grad = rule, f_and_grad
+        self.config = dict(config)
+        x = np.array(x0, dtype=np.float64)
+        f, self.g = f_and_grad(x)
+        self.path, self.fun, self.diverged = [x], [float(f)], False
+
+    @property
+    def n_steps(self):
+        return len(self.path) - 1
+
+    def extend(self, n):
+        """Step until ``n`` steps are done (or the run diverges)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            while not self.diverged and self.n_steps < n:
+                x_next, self.config = self.rule(self.path[-1], self.g, self.config)
+                x_next = np.asarray(x_next, dtype=np.float64)
+                if not np.all(np.isfinite(x_next)):
+                    self.diverged = True
+                    break
+                f, g = self.f_and_grad(x_next)
+                if not np.isfinite(f):
+                    self.diverged = True
+                    break
+                self.g = g
+                self.path.append(x_next)
+                self.fun.append(float(f))
+
+
+def _build_controls(surf, surface, start, learning_rate, adaptive_lr, momentum, beta1, beta2,
+                    steps, optimizers):
+    """The race's controls (name -> widget) and buttons, set to these (checked) values."""
+    (xlo, xhi), (ylo, yhi) = surf.bounds
+    slider = {"continuous_update": False, "style": {"description_width": "90px"}}
+    controls = {
+        "surface": w.Dropdown(options=tuple(SURFACES), value=surface, description="surface",
+                              style=slider["style"]),
+        "x0": w.FloatSlider(value=start[0], min=xlo, max=xhi, step=0.01,
+                            description="start x", **slider),
+        "y0": w.FloatSlider(value=start[1], min=ylo, max=yhi, step=0.001,
+                            description="start y", readout_format=".3f", **slider),
+        "learning_rate": w.FloatLogSlider(value=learning_rate, base=10,
+                                          min=np.log10(LR_RANGE[0]),
+                                          max=np.log10(LR_RANGE[1]), step=0.1,
+                                          description="lr (SGD fam.)",
+                                          readout_format=".1e", **slider),
+        "adaptive_lr": w.FloatLogSlider(value=adaptive_lr, base=10,
+                                        min=np.log10(ADAPTIVE_LR_RANGE[0]),
+                                        max=np.log10(ADAPTIVE_LR_RANGE[1]), step=0.1,
+                                        description="lr (Adam, RMSP)",
+                                        readout_format=".1e", **slider),
+        "momentum": w.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
+                                  description="momentum", **slider),
+        "beta1": w.FloatSlider(value=beta1, min=0.0, max=0.99, step=0.01,
+                               description="beta1", **slider),
+        "beta2": w.FloatSlider(value=beta2, min=0.9, max=0.9999, step=0.0001,
+                               description="beta2", readout_format=".4f", **slider),
+        "steps": w.IntSlider(value=steps, min=1, max=MAX_STEPS, step=1,
+                             description="steps", **slider),
+        "optimizers": w.SelectMultiple(options=OPTIMIZERS, value=optimizers, rows=6,
+                                       description="show", style=slider["style"]),
+        "step": w.IntSlider(value=0, min=0, max=steps, description="step",
+                            style=slider["style"], continuous_update=True,
+                            layout=w.Layout(width="420px", max_width="100%")),
+        "play": w.Play(value=0, min=0, max=steps, step=1, interval=50,
+                       description="play / pause"),
+    }
+    # The Play widget ticks in the browser; linking it to the step slider in Python
+    # means a frame is drawn for every tick, and a test can drive either control.
+    w.link((controls["play"], "value"), (controls["step"], "value"))
+    buttons = {
+        name: w.Button(description=name, layout=w.Layout(width="80px"))
+        for name in ("Step", "Reset")
+    }
+    return controls, buttons
 
 
 def _check_surface(surface):

@@ -36,7 +36,7 @@ from matplotlib.patches import Polygon, Rectangle
 
 from helpers._validation import check_int
 from helpers.conv import conv2d, output_size
-from helpers.widgets._base import OKABE_ITO, Explorer, NumberGrid, new_figure
+from helpers.widgets._base import OKABE_ITO, Explorer, NumberGrid, fixed_titles, new_figure
 
 # Ranges of the sliders (the constructor accepts the same ranges).
 LIMITS = {"N": (1, 32), "F": (1, 11), "S": (1, 6), "P": (0, 5), "D": (1, 4), "K": (1, 8)}
@@ -155,7 +155,8 @@ class ConvExplorer(Explorer):
         self.fig, (self.ax_in, self.ax_w, self.ax_out) = new_figure(
             FIGSIZE, ncols=3, width_ratios=[1.45, 0.75, 1.1], wspace=0.24)
         self.fig.subplots_adjust(left=0.055, right=0.99, bottom=0.44, top=0.79)
-        self.ax_depth = self.fig.add_axes((0.02, 0.03, 0.96, 0.34))
+        with fixed_titles():
+            self.ax_depth = self.fig.add_axes((0.02, 0.03, 0.96, 0.34))
         self.formula_text = self.fig.text(0.5, 0.98, "", ha="center", va="top", fontsize=12,
                                           fontweight="bold")
         self.detail_text = self.fig.text(0.5, 0.935, "", ha="center", va="top", fontsize=9)

@@ -1,7 +1,7 @@
 """DBSCANExplorer: eps and min_samples live, core / border / noise, eps circles, step-by-step
 expansion, the k-distance plot, and K-Means on the same data for comparison.
 
-Three panels, left to right:
+Three panels (DBSCAN and K-Means side by side, the k-distance curve under them):
 
 1. **DBSCAN**: core points as large circles, border points as small diamonds (both in their
    cluster's colour), noise as grey crosses. Click a point to draw its eps circle and ring its
@@ -24,7 +24,6 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import Bbox
 
 from helpers._validation import check_float, check_int
 from helpers.clustering import dbscan, dbscan_steps, k_distance, kmeans, region_query
@@ -34,6 +33,7 @@ from helpers.widgets._base import (
     OKABE_ITO,
     Explorer,
     cluster_colors,
+    fixed_titles,
     new_figure,
 )
 
@@ -49,6 +49,7 @@ NOISE_STYLE = {"marker": "x", "s": 22}
 PENDING_STYLE = {"marker": "o", "s": 10}
 PENDING_COLOR = "#c8c8c8"
 PANELS = ("dbscan", "kmeans", "kdist")
+FIGSIZE = (8.2, 5.8)  # inches at 100 dpi
 
 
 class DBSCANExplorer(Explorer):
@@ -106,16 +107,24 @@ class DBSCANExplorer(Explorer):
         self.buttons["Next cluster"].on_click(lambda _: self.next_cluster())
         self.buttons["Finish"].on_click(lambda _: self.finish())
         self.buttons["Restart"].on_click(lambda _: self.restart())
-        self.controls["dataset"].observe(lambda _: self._new_data(), names="value")
+        self.controls["dataset"].observe(lambda _: self._new_data(new_dataset=True),
+                                         names="value")
         self.controls["n"].observe(lambda _: self._new_data(), names="value")
         self.controls["seed"].observe(lambda _: self._new_data(), names="value")
         self.controls["eps"].observe(lambda _: self._new_dbscan(), names="value")
         self.controls["min_samples"].observe(lambda _: self._new_min_samples(), names="value")
         self.controls["k"].observe(lambda _: self._new_kmeans(), names="value")
 
-        self.fig, (self.ax, self.ax_km, self.ax_kd) = new_figure(
-            (14, 4.6), ncols=3, width_ratios=[1.15, 1.15, 1.0], wspace=0.28)
-        self.fig.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.88)
+        # Two rows, 820 px wide: DBSCAN and K-Means side by side, the k-distance curve
+        # under them (three panels in one row do not fit a laptop's notebook).
+        self.fig, _ = new_figure(FIGSIZE)
+        self.fig.clear()
+        grid = self.fig.add_gridspec(2, 2, height_ratios=[1.3, 1], left=0.08, right=0.98,
+                                     bottom=0.09, top=0.95, wspace=0.25, hspace=0.45)
+        with fixed_titles():
+            self.ax = self.fig.add_subplot(grid[0, 0])
+            self.ax_km = self.fig.add_subplot(grid[0, 1])
+            self.ax_kd = self.fig.add_subplot(grid[1, :])
         self._setup_axes()
         rows = [
             [self.controls["dataset"], self.controls["eps"], self.controls["min_samples"]],
@@ -125,8 +134,7 @@ class DBSCANExplorer(Explorer):
         self._finish(rows)
         if self.canvas_widget is not None:
             self.canvas_widget.mpl_connect("button_press_event", self._on_click)
-        self._backgrounds = None
-        self.fig.canvas.mpl_connect("draw_event", self._on_full_draw)
+        self._track_background()
         self.query = None
         self._drawing = True  # one redraw at the end of construction, not one per step
         self._new_data()
@@ -231,61 +239,46 @@ class DBSCANExplorer(Explorer):
     def redraw(self, panels=PANELS):
         """Redraw in place.
 
-        Axes, ticks, labels and the legend rarely change, so a full draw keeps them as one
-        background per panel; a slider move restores only the panels it changed and draws
-        their data on top (blitting): several times cheaper than a full draw of three panels.
-        Axis limits changing (new data) forces a full draw.
+        Axes, ticks, labels and the legend rarely change, so a full draw keeps them as the
+        background (Explorer's blitting); a slider move draws only the points, circles,
+        lines and titles on top: several times cheaper than a full draw of three panels.
+        Axis limits changing (new data) forces a full draw (``_invalidate``).
         """
-        canvas = self.fig.canvas
-        if self._backgrounds is None or canvas.get_renderer() is not self._bg_renderer:
-            # First draw, new limits, or savefig at another dpi replaced the renderer.
-            super().redraw()  # a full draw; _on_full_draw keeps the new backgrounds
-            return
-        for panel in panels:
-            canvas.restore_region(self._backgrounds[panel])
-            for artist in self._panel_artists[panel]:
-                self.fig.draw_artist(artist)
-        self._send_frame()
+        if self._background is None:
+            super().redraw()
+        else:
+            self.blit_frame()
 
-    def _on_full_draw(self, event):
-        if self.fig.canvas.is_saving():  # savefig draws everything itself, at its own dpi
-            return
-        # Each panel owns a full-height column of the figure, split in the gaps between axes
-        # (nothing that changes crosses a gap: data are clipped to their axes, titles are
-        # short and centred).
-        axes = [self.ax, self.ax_km, self.ax_kd]
-        cuts = [self.fig.bbox.x0]
-        cuts += [(left.bbox.x1 + right.bbox.x0) / 2 for left, right in zip(axes, axes[1:])]
-        cuts += [self.fig.bbox.x1]
-        y0, y1 = self.fig.bbox.y0, self.fig.bbox.y1
-        canvas = self.fig.canvas
-        self._bg_renderer = canvas.get_renderer()
-        self._backgrounds = {
-            panel: canvas.copy_from_bbox(Bbox([[cuts[i], y0], [cuts[i + 1], y1]]))
-            for i, panel in enumerate(PANELS)
-        }
-        for panel in PANELS:
-            for artist in self._panel_artists[panel]:
-                self.fig.draw_artist(artist)
+    def _moving(self):
+        return [artist for panel in PANELS for artist in self._panel_artists[panel]]
 
     def _invalidate(self):
         """Axes limits or labels changed: the next redraw is a full one."""
-        self._backgrounds = None
+        self._background = None
 
     # ------------------------------------------------------------------ internals: state
-    def _new_data(self):
+    def _new_data(self, new_dataset=False):
         c = self.controls
         self.X, self.y = toy_2d(c["dataset"].value, n=c["n"].value, seed=c["seed"].value)
         self.query = None
-        pad = 0.08 * np.ptp(self.X, axis=0)
-        lo, hi = self.X.min(axis=0) - pad, self.X.max(axis=0) + pad
-        for ax in (self.ax, self.ax_km):
-            ax.set_xlim(lo[0], hi[0])
-            ax.set_ylim(lo[1], hi[1])
-        self.ax_kd.set_xlim(0, len(self.X) + 1)
-        self._invalidate()
+        span = np.ptp(self.X, axis=0)
+        lo, hi = self.X.min(axis=0) - 0.1 * span, self.X.max(axis=0) + 0.1 * span
+        (x0, x1), (y0, y1) = self.ax.get_xlim(), self.ax.get_ylim()
+        # Keep the limits (and the background: a fast redraw) when the new points still fit
+        # them snugly, as after most changes of n or seed; new limits need a full draw.
+        inner_lo, inner_hi = self.X.min(axis=0) - 0.02 * span, self.X.max(axis=0) + 0.02 * span
+        snug = (x0 <= inner_lo[0] and inner_hi[0] <= x1 and y0 <= inner_lo[1]
+                and inner_hi[1] <= y1 and (x1 - x0) <= 1.3 * span[0]
+                and (y1 - y0) <= 1.3 * span[1])
+        if not snug:
+            for ax in (self.ax, self.ax_km):
+                ax.set_xlim(lo[0], hi[0])
+                ax.set_ylim(lo[1], hi[1])
+            self._invalidate()
+
         self._kd_cache = {}
-        self._kd_top = 0.0
+        self._kd_top = getattr(self, "_kd_top", 0.0)
+        self._kd_new_data = new_dataset or not self._kd_top
         self._new_kmeans(draw=False)
         self._new_min_samples()
 
@@ -298,13 +291,24 @@ class DBSCANExplorer(Explorer):
                 self._kd_cache[ms] = k_distance(self.X, ms)
             kd = self._kd_cache[ms]
         self.kdist = kd
-        self.kd_line.set_data(np.arange(1, len(kd) + 1), np.where(np.isfinite(kd), kd, np.nan))
-        # The curve fills the panel (an eps above it is said in the title). The limit only
-        # grows, in "nice" steps, until the data change: most min_samples moves then keep
-        # the cached background and redraw fast.
-        finite = kd[np.isfinite(kd)]
-        top = _nice_ceil(1.05 * float(finite.max()) if finite.size else 1.0)
-        if top > self._kd_top:
+        # x in % of the points: the axis stays the same when n changes (a fast redraw)
+        self.kd_line.set_data(100.0 * np.arange(1, len(kd) + 1) / len(kd),
+                              np.where(np.isfinite(kd), kd, np.nan))
+        # The limit fits the largest min_samples on the slider (k-distances grow with k),
+        # set when the data change, in "nice" steps: a min_samples move, and most changes
+        # of n, then keep the background and redraw fast (an eps above it is in the text).
+        if self._kd_new_data:
+            self._kd_new_data = False
+            k_max = min(self.controls["min_samples"].max, len(self.X))
+            self._kd_cache.setdefault(k_max, k_distance(self.X, k_max))
+            top_kd = self._kd_cache[k_max]
+            finite = top_kd[np.isfinite(top_kd)]
+            top = _nice_ceil(1.05 * float(finite.max()) if finite.size else 1.0)
+        else:
+            finite = kd[np.isfinite(kd)]
+            top = max(self._kd_top, _nice_ceil(1.05 * float(finite.max()) if finite.size
+                                               else 1.0))
+        if top != self._kd_top:
             self._kd_top = top
             self.ax_kd.set_ylim(0.0, top)
             self._invalidate()
@@ -384,9 +388,11 @@ class DBSCANExplorer(Explorer):
         (self.kd_line,) = kd.plot([], [], "-", color=OKABE_ITO[0], lw=2)
         self.eps_line = kd.axhline(0.0, color=OKABE_ITO[5], ls="--", lw=1.5)
         self.core_vline = kd.axvline(0.0, color="black", ls=":", lw=1)
-        kd.set_xlabel("points, sorted by k-distance")
-        kd.set_ylabel("k-distance: to the k-th nearest point (itself = 1st)")
-        kd.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        kd.set_xlabel("% of the points, sorted by k-distance (the distance to a point's k-th "
+                      "nearest point, itself = 1st)")
+        kd.set_ylabel("k-distance")
+        kd.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        kd.set_xlim(0, 100)
         kd.yaxis.set_major_locator(MaxNLocator(nbins=4))
 
         # Everything that changes with eps, min_samples, k, a step or a click is drawn on
@@ -459,7 +465,8 @@ class DBSCANExplorer(Explorer):
         eps = self.eps
         self.eps_line.set_ydata([eps, eps])
         n_core = int(self.result.core_mask.sum())
-        self.core_vline.set_xdata([n_core + 0.5, n_core + 0.5])
+        x = 100.0 * (n_core + 0.5) / len(self.X)
+        self.core_vline.set_xdata([x, x])
         where = ("at or below the eps line" if eps <= self.ax_kd.get_ylim()[1]
                  else f"below eps = {eps:.2f} (above this plot)")
         self.ax_kd.set_title(f"k-distance, k = min_samples = {self.min_samples}: "
@@ -498,11 +505,6 @@ def _ari(y, labels):
     from sklearn.metrics import adjusted_rand_score
 
     return adjusted_rand_score(y, labels)
-
-
-def _ordinal(k):
-    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
 
 
 def _nice_ceil(x):

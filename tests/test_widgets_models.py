@@ -17,6 +17,7 @@ from helpers.widgets.models import (
     canonical_name,
     googlenet_vs_alexnet,
     model_summary,
+    model_table,
 )
 
 
@@ -142,3 +143,16 @@ def test_bad_parameters_are_named():
         ArchitectureExplorer.static(scale="sqrt")
     with pytest.raises(ValueError, match="group"):
         bars(model_summary("AlexNet"), "module")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_precomputed_tables_equal_the_live_summaries(name):
+    """The explorer reads _model_tables.py, not a trace: it must still be what
+    helpers.models.summary says (after a change there: python -m helpers.widgets.models)."""
+    live, table = model_summary(name), model_table(name)
+    assert [tuple(r) for r in table.rows] == [
+        (r.name, r.kind, tuple(r.output_shape), r.params, r.macs) for r in live.rows]
+    assert (table.params, table.macs, table.input_shape) == (live.params, live.macs,
+                                                            tuple(live.input_shape))
+    assert table._repr_html_() == live._repr_html_()
+    assert bars(table, "block")[0] == bars(live, "block")[0]

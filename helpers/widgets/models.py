@@ -5,8 +5,11 @@ parameters and multiply-adds per layer or per block; or switch to the compare vi
 puts AlexNet, GoogLeNet and the ResNets side by side with the ratios the slides quote
 ("12x fewer params, 2x more compute") computed from the models.
 
-Summaries are computed on the ``meta`` device (shapes only, no weights) and cached, so
-switching models costs a redraw, not a forward pass.
+The explorer reads each model's table from ``_model_tables.py``, written from
+``helpers.models.summary`` by ``python -m helpers.widgets.models`` (a test checks that it
+still equals the live summaries): the model menu then costs a redraw, neither torch nor a
+trace. ``model_summary`` computes the live summary (on the ``meta`` device: shapes only, no
+weights), cached.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ import html
 import ipywidgets as w
 import numpy as np
 from matplotlib.collections import PolyCollection
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullLocator,
+    ScalarFormatter,
+)
 
 from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
 
@@ -37,7 +47,7 @@ COMPARED = ("AlexNet", "AlexNet (2 towers)", "GoogLeNet", "ResNet-18", "ResNet-3
 VIEWS = ("layers", "compare")
 GROUPS = ("layer", "block")
 SCALES = ("linear", "log")
-MAX_LABELS = 40  # more bars than this: label every k-th so the names stay readable
+MAX_LABELS = 26  # more bars than this: label every k-th so the names stay readable
 
 # What the GoogLeNet paper and the slides claim against AlexNet.
 PAPER_PARAMS_RATIO = 12.0
@@ -67,6 +77,84 @@ def model_summary(name: str):
     with torch.device("meta"):
         model = getattr(models, builder)(**kwargs)
     return models.summary(model, shape)
+
+
+class ModelTable:
+    """What the explorer shows of one model's summary: ``rows`` (LayerRow-like: name, kind,
+    output_shape, params, macs), ``params``, ``macs``, ``input_shape`` and the HTML table
+    (``_repr_html_``), precomputed from ``helpers.models.summary``."""
+
+    def __init__(self, entry):
+        from collections import namedtuple
+
+        row = namedtuple("Row", "name kind output_shape params macs")
+        self.rows = [row(n, k, tuple(shape), p, m) for n, k, shape, p, m in entry["rows"]]
+        self.params, self.macs = entry["params"], entry["macs"]
+        self.input_shape = tuple(entry["input_shape"])
+
+    def _repr_html_(self):
+        """The table ``helpers.summary.Summary._repr_html_`` makes (a test keeps them equal)."""
+        def shape(s):
+            return "(" + ", ".join(str(d) for d in s) + ")" if len(s) != 1 else f"({s[0]},)"
+
+        def human(n):
+            for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+                if n >= scale:
+                    return f"{n / scale:.2f}{unit}"
+            return str(n)
+
+        cells = "".join(
+            "<tr>" + "".join(
+                f'<td style="text-align:{a}">{html.escape(str(c))}</td>'
+                for c, a in zip((r.name, r.kind, shape(r.output_shape), f"{r.params:,}",
+                                 f"{r.macs:,}"), ("left", "left", "left", "right", "right")))
+            + "</tr>" for r in self.rows)
+        head = "".join(f"<th>{h}</th>" for h in
+                       ("layer", "kind", "output shape", "params", "multiply-adds"))
+        foot = (f"<tr><th colspan='3' style='text-align:left'>total</th>"
+                f"<th style='text-align:right'>{self.params:,}</th>"
+                f"<th style='text-align:right'>{self.macs:,}</th></tr>")
+        return (f"<p>input {html.escape(shape(self.input_shape))} per image: "
+                f"{human(self.params)} parameters, {human(self.macs)} multiply-adds</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody>"
+                f"<tfoot>{foot}</tfoot></table>")
+
+
+@functools.cache
+def model_table(name: str) -> ModelTable:
+    """The precomputed table of ``name`` (see ``MODELS``), no torch needed.
+
+    Examples
+    --------
+    >>> model_table("AlexNet").rows[0].output_shape
+    (96, 55, 55)
+    """
+    from helpers.widgets._model_tables import TABLES
+
+    return ModelTable(TABLES[canonical_name(name)])
+
+
+def table_entry(summary) -> dict:
+    """The part of a summary ``_model_tables.py`` keeps (plain numbers and strings)."""
+    return {"input_shape": list(summary.input_shape), "params": int(summary.params),
+            "macs": int(summary.macs),
+            "rows": [[r.name, r.kind, list(r.output_shape), int(r.params), int(r.macs)]
+                     for r in summary.rows]}
+
+
+def write_tables(path=None):
+    """Write ``_model_tables.py`` from the live summaries (after a change to helpers.models
+    or helpers.summary; the tests say when)."""
+    import pprint
+    from pathlib import Path
+
+    path = Path(path or Path(__file__).with_name("_model_tables.py"))
+    tables = {name: table_entry(model_summary(name)) for name in MODELS}
+    path.write_text(
+        '"""Per-model tables for ArchitectureExplorer, written by `python -m '
+        'helpers.widgets.models`\nfrom helpers.models.summary (do not edit by hand)."""\n\n'
+        f"TABLES = {pprint.pformat(tables, width=100, compact=True)}\n")
+    return path
 
 
 def canonical_name(name) -> str:
@@ -117,17 +205,17 @@ def bars(summary, group: str = "layer"):
 
 
 def compare_table(names=COMPARED):
-    """Rows (name, params, macs) for the compare view, from the cached summaries."""
-    return [(n, model_summary(n).params, model_summary(n).macs) for n in names]
+    """Rows (name, params, macs) for the compare view, from the precomputed tables."""
+    return [(n, model_table(n).params, model_table(n).macs) for n in names]
 
 
 def googlenet_vs_alexnet():
     """The slides' "12x fewer params, 2x more compute", computed: a dict with the ratios
     against the paper's two-tower AlexNet and against the slides' one-tower version."""
-    g = model_summary("GoogLeNet")
+    g = model_table("GoogLeNet")
     out = {}
     for label, name in (("two_tower", "AlexNet (2 towers)"), ("one_tower", "AlexNet")):
-        a = model_summary(name)
+        a = model_table(name)
         out[label] = {"fewer_params": a.params / g.params, "more_compute": g.macs / a.macs}
     return out
 
@@ -176,10 +264,10 @@ class ArchitectureExplorer(Explorer):
             if isinstance(control, w.ToggleButtons):
                 control.style.button_width = "80px"
 
-        self.fig, (self.ax_params, self.ax_macs) = new_figure((11, 6), ncols=2, wspace=0.08)
-        self.fig.subplots_adjust(left=0.2, right=0.97, bottom=0.1, top=0.86)
+        self.fig, (self.ax_params, self.ax_macs) = new_figure((8.2, 5.6), ncols=2, wspace=0.1)
+        self.fig.subplots_adjust(left=0.23, right=0.97, bottom=0.1, top=0.86)  # 820 px wide
         self.ax_macs.sharey(self.ax_params)
-        self.ax_macs.tick_params(labelleft=False)
+        self.ax_macs.tick_params(labelleft=False, left=False)  # the names are on the left
         self._artists = []
         self.table = w.HTML(layout=w.Layout(max_height="320px", overflow="auto"))
         rows = [[self.controls["model"], self.controls["view"]],
@@ -191,8 +279,12 @@ class ArchitectureExplorer(Explorer):
     # ------------------------------------------------------------------ state
     @property
     def summary(self):
-        """The summary of the selected model (cached)."""
+        """The live summary of the selected model (cached; traced on first use)."""
         return model_summary(self.controls["model"].value)
+
+    @property
+    def _table(self):
+        return model_table(self.controls["model"].value)
 
     def update(self):
         """Recompute the bars for the current controls and redraw the figure in place."""
@@ -205,7 +297,7 @@ class ArchitectureExplorer(Explorer):
             self.mac_bars = np.array([r[2] for r in rows], dtype=float)
             self.table.value = _compare_html(rows)
         else:
-            s = self.summary
+            s = self._table
             self.names, self.kinds, self.param_bars, self.mac_bars = bars(s, c["group"].value)
             self.table.value = s._repr_html_()
         self._draw()
@@ -213,8 +305,8 @@ class ArchitectureExplorer(Explorer):
     def describe(self):
         c = self.controls
         if c["view"].value == "compare":
-            return "compare: " + self._compare_title()
-        s = self.summary
+            return "compare: " + self._compare_title().replace("\n", " ")
+        s = self._table
         return (f"{c['model'].value}: {s.params:,} parameters, {s.macs:,} multiply-adds "
                 f"per image")
 
@@ -243,6 +335,14 @@ class ArchitectureExplorer(Explorer):
                 ("macs", self.ax_macs, self.mac_bars, scale_m, unit_m,
                  "multiply-adds per image")):
             ax.set_xscale("log" if log else "linear")
+            if log:  # a label per decade, no minor ticks (dozens of tick artists per draw)
+                ax.xaxis.set_major_locator(LogLocator(base=10, numticks=5))
+                ax.xaxis.set_minor_locator(NullLocator())
+                # "0.01", "100": plain text, not mathtext's 10^k (parsed on every new label)
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+                ax.xaxis.set_major_formatter(ScalarFormatter())
             shown = values / scale
             if log:  # a bar of 0 has no place on a log axis: draw it as nothing
                 shown = np.where(shown > 0, shown, np.nan)
@@ -282,7 +382,7 @@ class ArchitectureExplorer(Explorer):
             self.ax_macs.set_title("Multiply-adds per image")
             self.fig.suptitle(self._compare_title(), fontsize=11)
         else:
-            s = self.summary
+            s = self._table
             name = c["model"].value
             self.ax_params.set_title(f"Parameters: {s.params:,} in all")
             self.ax_macs.set_title(f"Multiply-adds: {_human(s.macs)} per image")
@@ -294,7 +394,7 @@ class ArchitectureExplorer(Explorer):
     def _compare_title(self):
         r = googlenet_vs_alexnet()["two_tower"]
         return (f"GoogLeNet vs AlexNet (2 towers): {r['fewer_params']:.1f}x fewer "
-                f"parameters, {r['more_compute']:.1f}x more compute (the paper says "
+                f"parameters, {r['more_compute']:.1f}x more compute\n(the paper says "
                 f"{PAPER_PARAMS_RATIO:.0f}x and {PAPER_COMPUTE_RATIO:.0f}x)")
 
 
@@ -346,3 +446,7 @@ def _compare_html(rows):
             f'<td style="text-align:{"left" if i == 0 else "right"}">{c}</td>'
             for i, c in enumerate(cells)) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_tables()}")

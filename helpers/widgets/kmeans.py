@@ -62,7 +62,10 @@ class KMeansExplorer(Explorer):
         for name in ("k", "init"):
             self.controls[name].observe(lambda _: self.reset(), names="value")
 
-        self.fig, (self.ax, self.ax_inertia) = new_figure((9, 4.2), ncols=2, width_ratios=[3, 2])
+        # 820 px wide: inside a 1280-px JupyterLab's output area (see Explorer._finish)
+        self.fig, (self.ax, self.ax_inertia) = new_figure((8.2, 4.0), ncols=2,
+                                                          width_ratios=[3, 2])
+        self.fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.9, wspace=0.35)
         self._setup_axes()
         rows = [
             [self.controls["dataset"], self.controls["k"], self.controls["init"]],
@@ -213,7 +216,9 @@ class KMeansExplorer(Explorer):
         self.ax_inertia.autoscale_view()
         self.ax_inertia.set_xlim(0.5, max(5, len(self.inertias)) + 0.5)
         title = self._title(k)
-        self.ax.set_title(title)
+        # the state on a line of its own: a long title would run past the figure's edge
+        self.ax.set_title(title.replace(" - assigned", "\nassigned")
+                          .replace(" - converged", "\nconverged"), fontsize=10)
         self.status.value = f"<b>{title}</b>"
         for name, button in self.buttons.items():
             if name == "Assign":

@@ -128,10 +128,10 @@ class PoolExplorer(Explorer):
         c["position"].observe(lambda _: self._draw(fast=True), names="value")
 
         self._quiet = False
-        # 9.4 inches: fits JupyterLab's output area (and a projector) without scrolling
-        self.fig, self.axes = new_figure((9.4, 4.0), ncols=3, width_ratios=[1, 1, 1],
-                                         wspace=0.3)
-        self.fig.subplots_adjust(top=0.84, bottom=0.13, left=0.06, right=0.99)
+        # 820 px wide: inside a 1280-px JupyterLab's output area (see Explorer._finish)
+        self.fig, self.axes = new_figure((8.2, 3.7), ncols=3, width_ratios=[1, 1, 1],
+                                         wspace=0.32)
+        self.fig.subplots_adjust(top=0.84, bottom=0.13, left=0.07, right=0.99)
         self._setup_axes()
         rows = [  # stepping first: it is what a presenter presses most
             [*self.buttons.values(), c["position"]],
@@ -140,6 +140,8 @@ class PoolExplorer(Explorer):
         ]
         self._finish(rows)
         self._track_background()
+        for photo in PHOTOS:  # loaded now, so that the menu answers within a frame
+            _photo(photo)
         self._new_data(draw=False)
         if self.is_photo or not self.fits:
             if position:

@@ -120,14 +120,18 @@ FIT_CSS = """
 /* Explorers fit the output area: controls wrap onto more lines, labels keep their width,
    and a canvas wider than its output area is scaled down to fit (never cut off). */
 .dk-explorer { max-width: 100%; min-width: 0; }
-.dk-explorer .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+.dk-explorer .widget-hbox, .dk-explorer .widget-vbox { flex-wrap: wrap; max-width: 100%; }
+.dk-explorer .jupyter-widgets { max-width: 100%; }
+.dk-explorer .widget-toggle-buttons { flex-wrap: wrap; height: auto; }
 .dk-explorer .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
 .dk-explorer .widget-label, .dk-explorer .widget-label-basic { overflow: visible; }
-.dk-explorer .jupyter-matplotlib, .dk-explorer .jupyter-matplotlib-figure,
-.dk-explorer .jupyter-matplotlib-canvas-container { max-width: 100%; min-width: 0; }
+.dk-explorer .jupyter-matplotlib { align-self: stretch; min-width: 0; flex: 0 0 auto; }
+.dk-explorer .jupyter-matplotlib-figure, .dk-explorer .jupyter-matplotlib-canvas-container {
+  width: 100%; max-width: 100%; min-width: 0; margin: 0;
+}
 .dk-explorer .jupyter-matplotlib-canvas-div {
   width: 100% !important; max-width: var(--dk-fig-width); height: auto !important;
-  aspect-ratio: var(--dk-fig-aspect);
+  aspect-ratio: var(--dk-fig-aspect); margin: 0;
 }
 .dk-explorer .jupyter-matplotlib-canvas-div canvas {
   width: 100% !important; height: 100% !important;
@@ -183,7 +187,7 @@ class Explorer:
             FigureManager(canvas, 0)
             self.canvas_widget = canvas
         fit_controls(c for r in rows for c in _leaves(r))
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML()
         children = [w.HBox(list(r), layout=w.Layout(flex_flow="row wrap")) for r in rows]
         children += [self.status]
         if self.canvas_widget is not None:

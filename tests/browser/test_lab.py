@@ -2,8 +2,17 @@
 
 For every notebook in notebooks/ (solutions filled in from solutions/): open it, run all
 cells, and check there is no error output, every widget rendered, and that moving a slider
-or pressing a button changes the figure. A screenshot per notebook goes to
-test-artifacts/browser/. Run with `make test-browser` (also run by .ci/run).
+or pressing a button changes the figure. Then, issue 14:
+
+- at window widths 1024, 1280 and 1920 px, at JupyterLab's default zoom and at 150%
+  (the page laid out as in a window 1.5x narrower, as the browser's zoom does; JupyterLab's
+  default layout, file browser open), the explorer's canvas and every control lie inside its output area (no panel off
+  screen, no label cut), with a screenshot per width in test-artifacts/browser/;
+- for one control per explorer, the time from the input event in the page to the next
+  painted frame of the figure is printed (median of several presses; no assertion: speed
+  is not a test, see benchmarks/bench_widgets.py for the kernel's side).
+
+Run with `make test-browser` (also run by .ci/run).
 """
 
 from __future__ import annotations
@@ -26,6 +35,19 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 RUN_TIMEOUT_MS = 420_000
+WIDTHS = (1024, 1280, 1920)
+ZOOMS = (1.0, 1.5)
+WINDOW_HEIGHT = 900
+# Per unit: the buttons pressed, in turn, to time input -> painted frame.
+LATENCY_BUTTONS = {
+    "01-kmeans": ("Assign", "Update"),
+    "02-dbscan": ("Step",),
+    "03-convolution": ("step ▶",),
+    "04-pooling": ("Step", "Reset"),
+    "05-optimisers": ("Step",),
+    "06-case-study-cnns": ("log", "linear"),
+}
+LATENCY_PRESSES = 6
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"browser tests skipped: {CHROMIUM} is not installed (make browser installs it "
@@ -157,7 +179,11 @@ def test_notebook_in_jupyterlab(lab, browser, nb_unit):
     changed = _poke_until_figure_changes(page, figure)
     page.screenshot(path=str(ARTIFACTS / f"{unit}-after-control.png"))
     assert changed, "no button or menu of the live widget changed its figure"
+
+    _time_input_to_frame(page, unit)
+    problems = _check_fit_at_each_size(page, unit)
     page.close()
+    assert not problems, "explorer outside its output area:\n" + "\n".join(problems[:12])
 
 
 @pytest.fixture(autouse=True)
@@ -228,6 +254,121 @@ def _poke_until_figure_changes(page, figure, tries=8):
             if figure.screenshot() != before:
                 return True
     return False
+
+
+# Everything of an explorer that must lie inside its output area: the figure and the
+# controls (a label that its box cuts off counts as outside).
+_FIT_JS = """
+() => [...document.querySelectorAll('.dk-explorer')].map(root => {
+  const out = root.closest('.jp-OutputArea-output') || root.parentElement;
+  const panel = root.closest('.jp-NotebookPanel') || document.body;
+  const ob = out.getBoundingClientRect(), pb = panel.getBoundingClientRect();
+  const bad = [];
+  const name = el => (el.className.baseVal === undefined ? el.className : 'svg') + ' "' +
+      (el.textContent || '').trim().slice(0, 30) + '"';
+  if (ob.left < pb.left - 1 || ob.right > pb.right + 1)
+    bad.push('output area [' + ob.left + ', ' + ob.right + '] outside the notebook [' +
+             pb.left + ', ' + pb.right + ']');
+  const sel = '.jupyter-matplotlib-canvas-div, .widget-inline-hbox, button, ' +
+      '.widget-toggle-buttons, .widget-play, .widget-html, .widget-select-multiple, ' +
+      '.widget-label, .widget-readout';
+  for (const el of root.querySelectorAll(sel)) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;  // not shown
+    if (r.left < ob.left - 1 || r.right > ob.right + 1)
+      bad.push(name(el) + ' spans [' + Math.round(r.left) + ', ' + Math.round(r.right) +
+               '], output area [' + Math.round(ob.left) + ', ' + Math.round(ob.right) + ']');
+    if (el.classList.contains('widget-label') && el.scrollWidth > el.clientWidth + 1)
+      bad.push('cut label ' + name(el));
+  }
+  const canvas = root.querySelector('.jupyter-matplotlib-canvas-div');
+  const cb = canvas ? canvas.getBoundingClientRect() : null;
+  return {bad, out: Math.round(ob.width), canvas: cb ? Math.round(cb.width) : null};
+})
+"""
+
+
+def _check_fit_at_each_size(page, unit):
+    """Resize the window (and zoom) through WIDTHS x ZOOMS; a screenshot at each; the list
+    of what lies outside an explorer's output area."""
+    problems = []
+    viewport = page.viewport_size
+    try:
+        for width in WIDTHS:
+            for zoom in ZOOMS:
+                # the browser's zoom lays the page out as a window 1/zoom as wide
+                page.set_viewport_size({"width": round(width / zoom),
+                                        "height": round(WINDOW_HEIGHT / zoom)})
+                page.wait_for_timeout(1500)  # JupyterLab lays out again
+                explorers = page.locator(".dk-explorer")
+                if explorers.count():
+                    explorers.last.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / f"{unit}-{width}px-{zoom:g}x.png"))
+                for i, result in enumerate(page.evaluate(_FIT_JS)):
+                    print(f"{unit} {width}px at {zoom:g}x: explorer {i} output area "
+                          f"{result['out']} px, canvas {result['canvas']} px")
+                    problems += [f"{unit} {width}px at {zoom:g}x: {b}" for b in result["bad"]]
+    finally:
+        page.set_viewport_size(viewport)
+    return problems
+
+
+# Time from an input event to the first frame painted after the figure's canvas was drawn
+# on: every 2-D canvas drawImage inside an explorer is noted, with the time of the next
+# animation frame (the frame that shows it).
+_FRAME_HOOK_JS = """
+() => {
+  if (window.__dk) return;
+  window.__dk = {draws: [], input: 0};
+  const draw = CanvasRenderingContext2D.prototype.drawImage;
+  CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+    const c = this.canvas;
+    if (c && c.isConnected && c.closest && c.closest('.dk-explorer')) {
+      const t = performance.now();
+      requestAnimationFrame(frame => window.__dk.draws.push({t, frame}));
+    }
+    return draw.apply(this, args);
+  };
+  document.addEventListener('click', e => { window.__dk.input = e.timeStamp; }, true);
+}
+"""
+
+
+def _time_input_to_frame(page, unit):
+    """Press the unit's buttons in turn; print the median time from the click event to the
+    next painted frame of the figure."""
+    labels = LATENCY_BUTTONS.get(unit)
+    explorers = page.locator(".dk-explorer")
+    if not labels or not explorers.count():
+        return None
+    root = explorers.last
+    root.scroll_into_view_if_needed()
+    page.evaluate(_FRAME_HOOK_JS)
+    times = []
+    for i in range(LATENCY_PRESSES):
+        button = root.locator("button", has_text=labels[i % len(labels)]).first
+        if button.is_disabled():
+            continue
+        page.evaluate("() => { window.__dk.draws = []; }")
+        button.click()
+        try:
+            page.wait_for_function(
+                "() => window.__dk.draws.some(d => d.t >= window.__dk.input)", timeout=15_000)
+        except sync_api.TimeoutError:
+            continue
+        times.append(page.evaluate(
+            "() => { const d = window.__dk.draws.find(d => d.t >= window.__dk.input);"
+            " return d.frame - window.__dk.input; }"))
+        page.wait_for_timeout(300)
+    if times:
+        times.sort()
+        median = times[len(times) // 2] if len(times) % 2 else sum(
+            times[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
+        print(f"{unit}: input -> painted frame, median {median:.0f} ms over {len(times)} "
+              f"presses of {' / '.join(labels)} (all: {', '.join(f'{t:.0f}' for t in times)})")
+        return median
+    print(f"{unit}: no painted frame seen after pressing {' / '.join(labels)}")
+    return None
 
 
 def teardown_module():

@@ -592,7 +592,7 @@ def _build_controls(surf, surface, start, learning_rate, adaptive_lr, momentum, 
                     steps, optimizers):
     """The race's controls (name -> widget) and buttons, set to these (checked) values."""
     (xlo, xhi), (ylo, yhi) = surf.bounds
-    slider = {"continuous_update": False, "style": {"description_width": "90px"}}
+    slider = {"continuous_update": False, "style": {"description_width": "initial"}}
     controls = {
         "surface": w.Dropdown(options=tuple(SURFACES), value=surface, description="surface",
                               style=slider["style"]),

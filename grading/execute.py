@@ -23,7 +23,6 @@ one process, in order.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -34,9 +33,10 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode, default
 
 from grading.sandbox import SandboxKernelManager
+from helpers.checks._core import RECORD_MIMETYPE  # noqa: F401  (one definition, re-exported)
 
 META = "day6_grading"
-RECORD_MIMETYPE = "application/vnd.day6.check+json"
+NOTEBOOK_TIMEOUT = 900   # seconds per notebook unless configured (GuardedExecute.notebook_timeout)
 
 
 def grading_meta(nb):
@@ -80,7 +80,7 @@ class GuardedExecute(Execute):
     """nbgrader's Execute with a sandboxed kernel, time and output limits and fault handling."""
 
     notebook_timeout = Integer(
-        900, help="Wall-time limit for the whole notebook, seconds.").tag(config=True)
+        NOTEBOOK_TIMEOUT, help="Wall-time limit for the whole notebook, seconds.").tag(config=True)
     max_cell_output = Integer(
         1_000_000, help="Characters of text output kept per cell.").tag(config=True)
     max_notebook_output = Integer(
@@ -317,6 +317,3 @@ class GuardedExecute(Execute):
         resources["day6_replayed"] = True
         return nb, resources
 
-
-def replay_path(replay_dir, student, notebook):
-    return os.path.join(replay_dir, student, f"{notebook}.ipynb")

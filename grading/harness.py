@@ -1,26 +1,37 @@
 """Grade a whole class with one command: ``python -m grading grade --assignment A
 --submissions PATH`` (or ``make grade ASSIGNMENT=A SUBMISSIONS=PATH``).
 
-1. **Collect**: ``PATH/<student>/<assignment>/<notebook>.ipynb`` folders, or an LMS download
-   (a ``.zip`` file, or a folder of ``.zip`` / ``<student>_..._<notebook>.ipynb`` files) that
-   nbgrader's ``zip_collect`` sorts into that layout.
-2. **Check** each submission before grading: a missing or unreadable notebook scores 0 for
-   its cells and goes on the needs-a-human list; it never reaches a kernel.
-3. **Execute in parallel**: one worker per core, each running ``nbgrader autograde`` for one
-   student in a private copy of the course (its own folder and a snapshot of the gradebook),
-   with the sandbox and limits from ``grading/nbgrader_config.py``. A worker that fails or
-   hangs costs only that student.
-4. **Record serially**: one ordinary ``nbgrader autograde`` in the real course replays the
+A run loses nobody and nothing. Its phases, each a function below:
+
+1. **Canary** (``canary``): the instructor's own source notebook is graded first, through the
+   same sandbox, limits and nbgrader configuration. If it does not get every autograded
+   point the run stops before the gradebook is touched (exit status 3) and says which cells
+   failed and why (``diagnose`` names the usual causes: a kernel that imports another
+   checkout's ``helpers``, a missing package). The result is remembered for the exact
+   environment (``grading/work/harness/canary.json``), so grading one late student does not
+   pay for it again.
+2. **Collect** (``grading.collect``): every file of the upload (folders, LMS zips: Canvas,
+   Moodle, Blackboard, nbgrader names) is either placed under a student id or listed by name
+   with the reason. The collection log is kept in ``logs/<run>/``.
+3. **Select**: ``--student`` limits a run to some students; a student whose files have not
+   changed since they were last graded is skipped unless ``--force``.
+4. **Place**: each submission goes where nbgrader expects it (an earlier submission of the
+   same student is moved to ``grading/work/attic/<student>/<assignment>/<time>/``, never
+   deleted), with nbgrader's ``timestamp.txt`` where the LMS gave a time (or a ``LATE`` tag).
+5. **Execute in parallel**: one worker per core, each running ``nbgrader autograde`` for a few
+   students in a private copy of the course (its own folder and a snapshot of the gradebook).
+   A worker that fails or hangs costs only its students, who are listed.
+6. **Record serially**: one ordinary ``nbgrader autograde`` in the real course replays the
    workers' executed notebooks (``GuardedExecute.replay_dir``), so the real gradebook is only
-   ever written by nbgrader itself, by one process: it stays consistent, and students graded
-   before are left alone.
-5. **Feedback** (``nbgrader generate_feedback``, hidden tests removed), **grades.csv**
-   (``nbgrader export``) and the **report** (``grading.report``: score distributions per
-   exercise as PNG + HTML, and the submissions that need a human).
+   ever written by nbgrader itself, by one process.
+7. **Report** (``grading.report``): feedback, ``grades.csv`` and the report are built from the
+   gradebook for EVERY student of the assignment and the harness's state file, so a late run
+   adds rows and keeps everyone else's problems.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,17 +39,34 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import nbformat
 
+from grading.execute import NOTEBOOK_TIMEOUT
+
 GRADING = Path(__file__).resolve().parent
 REPO = GRADING.parent
 VENV_BIN = Path(sys.executable).parent
+CANARY = "_canary"
+EXIT_REFUSED = 3   # the environment cannot grade correctly: nothing was graded
+
+
+class GradingRefused(SystemExit):
+    """The run stopped before touching the gradebook; ``str()`` says why."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+        self.code = EXIT_REFUSED
+
+    def __str__(self):
+        return self.message
 
 
 @dataclass
@@ -51,23 +79,38 @@ class Course:
     def __post_init__(self):
         self.root = Path(self.root).resolve()
         if self.db_url is None:
-            self.db_url = f"sqlite:///{self.root / 'grading' / 'work' / 'gradebook.db'}"
+            self.db_url = f"sqlite:///{self.work / 'gradebook.db'}"
+
+    @property
+    def work(self):
+        return self.root / "grading" / "work"
 
     @property
     def db_path(self):
         return Path(self.db_url.removeprefix("sqlite:///"))
 
     @property
+    def is_sqlite(self):
+        return self.db_url.startswith("sqlite:///")
+
+    @property
     def submitted(self):
-        return self.root / "grading" / "work" / "submitted"
+        return self.work / "submitted"
 
     @property
     def autograded(self):
-        return self.root / "grading" / "work" / "autograded"
+        return self.work / "autograded"
 
     @property
     def feedback(self):
-        return self.root / "grading" / "work" / "feedback"
+        return self.work / "feedback"
+
+    @property
+    def attic(self):
+        return self.work / "attic"
+
+    def state_path(self, assignment):
+        return self.work / "harness" / f"{assignment}.json"
 
 
 def _env():
@@ -79,21 +122,37 @@ def _env():
     return env
 
 
-def nbgrader(args, course: Course, *, timeout=None, log=None):
-    """Run the nbgrader CLI from grading/ (so grading/nbgrader_config.py applies)."""
+def nbgrader(args, course: Course, *, timeout=None, log=None, on_line=None):
+    """Run the nbgrader CLI from grading/ (so grading/nbgrader_config.py applies).
+    ``on_line(text)`` sees each line nbgrader logs, as it comes."""
     cmd = [str(VENV_BIN / "nbgrader"), *args, f"--CourseDirectory.root={course.root}",
            f"--CourseDirectory.db_url={course.db_url}"]
+    proc = subprocess.Popen(cmd, cwd=GRADING, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        proc = subprocess.run(cmd, cwd=GRADING, env=_env(), capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        reader.join(5)
         if log is not None:
-            Path(log).write_text(f"timed out after {timeout} s\n{exc.stdout or ''}"
-                                 f"{exc.stderr or ''}"[-200_000:])
+            Path(log).write_text(f"timed out after {timeout} s\n" + "".join(lines)[-200_000:])
         raise
+    reader.join(30)
+    text = "".join(lines)
     if log is not None:
-        Path(log).write_text((proc.stdout + proc.stderr)[-200_000:])
-    return proc
+        Path(log).write_text(text[-200_000:])
+    return subprocess.CompletedProcess(cmd, proc.returncode, text, text)
 
 
 # --------------------------------------------------------------------------- results
@@ -104,6 +163,7 @@ class StudentResult:
     faults: list = field(default_factory=list)       # harness-level problems
     seconds: float = 0.0
     graded: bool = False
+    skipped: str | None = None                       # why this run did not grade them
 
 
 @dataclass
@@ -115,13 +175,20 @@ class GradeRun:
     seconds: float = 0.0
     sandbox: str = ""
     report: dict | None = None
+    run_id: str = ""
+    files: list = field(default_factory=list)        # every uploaded file, with its fate
+    canary: str = ""
 
     @property
     def grades_csv(self):
         return self.out / "grades.csv"
 
+    @property
+    def logs(self):
+        return self.out / "logs" / self.run_id
 
-# --------------------------------------------------------------------------- collect
+
+# --------------------------------------------------------------------------- gradebook
 
 def notebook_names(course: Course, assignment):
     from nbgrader.api import Gradebook, MissingEntry
@@ -136,52 +203,38 @@ def notebook_names(course: Course, assignment):
 def ensure_assignment(course: Course, assignment, work: Path):
     """The assignment must be in the gradebook (cells, points, checksums); register it from
     the source notebook if it is not, without touching the committed release."""
-    course.db_path.parent.mkdir(parents=True, exist_ok=True)
+    if course.is_sqlite:
+        course.db_path.parent.mkdir(parents=True, exist_ok=True)
+    if not (course.root / "solutions" / assignment).is_dir():
+        known = sorted(p.name for p in (course.root / "solutions").glob("[0-9][0-9]-*"))
+        raise GradingRefused(f"--assignment {assignment!r}: there is no solutions/{assignment}"
+                             f" in {course.root} (assignments: {', '.join(known)})")
     if notebook_names(course, assignment):
         return
     release = work / "release"
     proc = nbgrader(["generate_assignment", assignment, "--force",
                      f"--CourseDirectory.release_directory={release}"], course, timeout=600)
     if proc.returncode != 0 or not notebook_names(course, assignment):
-        raise SystemExit(f"could not register {assignment} in the gradebook:\n"
-                         f"{proc.stderr[-3000:]}")
+        raise GradingRefused(f"could not register {assignment} in the gradebook:\n"
+                             f"{proc.stderr[-3000:]}")
 
 
-def _safe_id(name):
-    return bool(name) and not name.startswith((".", "_")) and "/" not in name
+def set_duedate(course: Course, assignment, duedate):
+    """Record the due date (nbgrader's ``Assignment.duedate``, UTC) for late penalties."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    when = parse_utc(duedate) if isinstance(duedate, str) else duedate
+    with Gradebook(course.db_url) as gb:
+        gb.update_or_create_assignment(assignment, duedate=when)
+    return when
 
 
-def collect(submissions: Path, assignment, course: Course, work: Path):
-    """{student: folder holding that student's files for ``assignment``}."""
-    submissions = Path(submissions).resolve()
-    if submissions.is_dir():
-        folders = {p.name: p / assignment for p in sorted(submissions.iterdir())
-                   if p.is_dir() and _safe_id(p.name) and (p / assignment).is_dir()}
-        loose = [p for p in submissions.iterdir()
-                 if p.is_file() and p.suffix in (".zip", ".ipynb")]
-        if folders or not loose:
-            return folders
-    return _zip_collect(submissions, assignment, course, work)
+def _duedate(course: Course, assignment):
+    from nbgrader.api import Gradebook
 
-
-def _zip_collect(path: Path, assignment, course: Course, work: Path):
-    """LMS layout through nbgrader's zip_collect, in a private staging course."""
-    stage = Course(work / "lms", db_url=f"sqlite:///{work / 'lms.db'}")
-    shutil.copy(course.db_path, stage.db_path)
-    archive = stage.root / "downloaded" / assignment / "archive"
-    archive.mkdir(parents=True)
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    for f in files:
-        if f.suffix == ".zip" and not zipfile.is_zipfile(f):
-            continue
-        shutil.copy(f, archive / f.name)
-    proc = nbgrader(["zip_collect", assignment, "--force"], stage, timeout=600,
-                    log=work / "zip_collect.log")
-    if proc.returncode != 0:
-        raise SystemExit(f"zip_collect failed:\n{proc.stderr[-3000:]}")
-    sub = stage.submitted
-    return {p.name: p / assignment for p in sorted(sub.iterdir())
-            if p.is_dir() and (p / assignment).is_dir()} if sub.exists() else {}
+    with Gradebook(course.db_url) as gb:
+        return gb.find_assignment(assignment).duedate
 
 
 def inspect_files(folder: Path, names):
@@ -205,17 +258,27 @@ def inspect_files(folder: Path, names):
     return faults
 
 
-# --------------------------------------------------------------------------- workers
-
 def _snapshot_db(src: Path, dest: Path):
     with sqlite3.connect(src) as a, sqlite3.connect(dest) as b:
         a.backup(b)
 
 
+def _snapshot(course: Course, dest: Path):
+    """A private SQLite copy of the gradebook for the workers."""
+    if not course.is_sqlite:
+        raise GradingRefused(f"the batch harness needs a SQLite gradebook (got {course.db_url})"
+                             ": grade with plain `nbgrader autograde` for other databases")
+    _snapshot_db(course.db_path, dest)
+
+
+# --------------------------------------------------------------------------- workers
+
 def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, logs: Path,
-            extra, timeout):
+            extra, timeout, on_student=None, keep=None):
     """Execute a few students in one private course with one nbgrader process (its start-up
-    is a good part of the cost of a student). Returns [(student, seconds, problem)]."""
+    is a good part of the cost of a student). Returns [(student, seconds, problem)].
+    ``on_student(student)`` is called as each one finishes; ``keep``: a folder to copy the
+    private course's gradebook to (the canary reads its scores)."""
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="day6-grade-"))
     students = [s for s, _ in batch]
@@ -228,9 +291,20 @@ def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, log
         log = logs / (f"{students[0]}.log" if len(students) == 1 else
                       f"batch-{students[0]}-{len(students)}.log")
         problem = None
+        announced = set()
+
+        def seen(line):  # nbgrader logs each student as it starts the next one
+            if on_student is None or "Autograding" not in line:
+                return
+            for s in students:
+                if s not in announced and f"/{s}/" in line.replace(os.sep, "/"):
+                    for earlier in students[:students.index(s)]:
+                        if earlier not in announced:
+                            announced.add(earlier)
+                            on_student(earlier)
         try:
             proc = nbgrader(["autograde", assignment, "--force", *extra], box,
-                            timeout=timeout, log=log)
+                            timeout=timeout, log=log, on_line=seen)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc, problem = None, f"the grading process ran past {timeout} s"
@@ -241,12 +315,18 @@ def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, log
             produced = sorted(out.glob("*.ipynb")) if out.exists() else []
             if not produced:
                 results.append((student, per, problem or f"nbgrader produced no graded "
-                                f"notebook (exit {rc}; see logs/{log.name})"))
+                                f"notebook (exit {rc}; see {log})"))
                 continue
             (replay / student).mkdir(parents=True, exist_ok=True)
             for nb in produced:
                 shutil.copy(nb, replay / student / nb.name)
             results.append((student, per, None))
+        if keep is not None:
+            shutil.copy(box.db_path, keep)
+        if on_student is not None:
+            for s in students:
+                if s not in announced:
+                    on_student(s)
         return results
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -266,12 +346,198 @@ def default_jobs():
         return max(1, os.cpu_count() or 1)
 
 
+# --------------------------------------------------------------------------- canary
+
+def _source_notebooks(course: Course, assignment):
+    return sorted((course.root / "solutions" / assignment).glob("*.ipynb"))
+
+
+def course_notebooks(course: Course):
+    """{notebook name: assignment} over every unit of the course (and of this repository)."""
+    found = {}
+    for root in (REPO, course.root):
+        for p in sorted((root / "solutions").glob("*/*.ipynb")):
+            found[p.stem] = p.parent.name
+    return found
+
+
+def _fingerprint(course: Course, assignment, extra):
+    """What the canary's verdict depends on: the source notebooks, the helpers and grading
+    code, the interpreter, the kernel's helpers, the sandbox and the options."""
+    from grading.sandbox import bwrap_status, kernel_helpers
+
+    h = hashlib.sha256()
+    for p in _source_notebooks(course, assignment):
+        h.update(p.read_bytes())
+    kernel = kernel_helpers()
+    roots = [GRADING] + ([Path(kernel)] if kernel else [])
+    for root in roots:
+        for p in sorted(Path(root).rglob("*.py")):
+            h.update(str(p).encode())
+            h.update(p.read_bytes())
+    h.update(json.dumps([sys.executable, str(kernel), bwrap_status(), list(extra),
+                         course.db_url]).encode())
+    return h.hexdigest()
+
+
+def diagnose(course: Course | None = None):
+    """Known causes of a broken grading environment, as sentences (empty when none)."""
+    from grading.sandbox import kernel_helpers
+
+    causes = []
+    kernel = kernel_helpers()
+    here = str((REPO / "helpers").resolve())
+    if kernel is None:
+        causes.append(f"the grading kernel cannot import helpers: the environment "
+                      f"{sys.prefix} has no helpers package; install it with "
+                      f"`{VENV_BIN / 'pip'} install -e {REPO}` (or `make venv`)")
+    elif kernel != here:
+        causes.append(f"the grading kernel imports helpers from {kernel}, but this grading "
+                      f"code and its checks are the course root's {here}: the venv's helpers "
+                      f"is installed from another checkout. Reinstall it from this one: "
+                      f"`{VENV_BIN / 'pip'} install -e {REPO}`")
+    return causes
+
+
+def canary(course: Course, assignment, names, work: Path, logs: Path, extra, timeout):
+    """Grade the source notebook as a student would be graded; raise ``GradingRefused`` with
+    the failing cells and the likely cause unless it gets every autograded point. Returns a
+    one-line summary."""
+    from nbgrader.api import Gradebook
+
+    cache = course.work / "harness" / "canary.json"
+    key = _fingerprint(course, assignment, extra)
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if known.get(assignment, {}).get("fingerprint") == key:
+        return f"canary passed (cached {known[assignment]['when']}, same environment)"
+    box = work / "canary"
+    folder = box / "in"
+    folder.mkdir(parents=True)
+    for src in _source_notebooks(course, assignment):
+        nb = nbformat.read(str(src), as_version=4)
+        for cell in nb.cells:  # the solutions as a student would have typed them
+            if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+                cell.source = "\n".join(ln for ln in cell.source.splitlines()
+                                        if "### BEGIN SOLUTION" not in ln
+                                        and "### END SOLUTION" not in ln)
+        nbformat.write(nb, folder / src.name)
+    snapshot = box / "snapshot.db"
+    _snapshot(course, snapshot)
+    replay = box / "replay"
+    replay.mkdir()
+    kept = box / "graded.db"
+    started = time.monotonic()
+    (student, _, problem), = _worker([(CANARY, folder)], assignment, course, snapshot, replay,
+                                     logs, extra, timeout, keep=kept)
+    failed = []
+    if problem is None:
+        with Gradebook(f"sqlite:///{kept}") as gb:
+            sub = gb.find_submission(assignment, CANARY)
+            for nb in sub.notebooks:
+                executed = nbformat.read(str(replay / CANARY / f"{nb.name}.ipynb"), as_version=4)
+                errors = {}
+                for cell in executed.cells:
+                    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                    errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                    if gid and errs:
+                        errors[gid] = f"{errs[0].get('ename')}: {str(errs[0].get('evalue'))[:300]}"
+                first_error = next((f"{o.get('ename')}: {str(o.get('evalue'))[:300]}"
+                                    for c in executed.cells for o in c.get("outputs", [])
+                                    if o.get("output_type") == "error"), None)
+                for grade in nb.grades:
+                    if grade.auto_score is None or grade.max_score == 0:
+                        continue
+                    if grade.auto_score < grade.max_score:
+                        why = errors.get(grade.name) or first_error or "no error shown"
+                        failed.append(f"{nb.name}.ipynb {grade.name}: {grade.auto_score:g}/"
+                                      f"{grade.max_score:g} ({why})")
+    else:
+        failed.append(problem)
+    seconds = time.monotonic() - started
+    if failed:
+        causes = diagnose(course)
+        lines = [f"REFUSING TO GRADE {assignment}: the canary (the instructor's own source "
+                 f"notebook, graded through the same sandbox, limits and configuration) did "
+                 f"not get every autograded point, so students would get wrong scores. "
+                 f"Nothing was graded; the gradebook is untouched.", "Failing:"]
+        lines += [f"  - {f}" for f in failed]
+        lines += ["Likely cause:"] + [f"  - {c}" for c in causes] if causes else \
+            [f"Logs: {logs}"]
+        raise GradingRefused("\n".join(lines))
+    known[assignment] = {"fingerprint": key, "when": _now_text()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(known, indent=1))
+    return f"canary passed ({seconds:.0f} s)"
+
+
+# --------------------------------------------------------------------------- state
+
+def _now_text():
+    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def load_state(course: Course, assignment):
+    try:
+        state = json.loads(course.state_path(assignment).read_text())
+    except (OSError, ValueError):
+        state = {}
+    state.setdefault("students", {})
+    state.setdefault("files", {})
+    state.setdefault("runs", [])
+    return state
+
+
+def save_state(course: Course, assignment, state):
+    path = course.state_path(assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1, default=str))
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- placing
+
+def _place(course: Course, assignment, student, folder: Path, stamp: str | None,
+           run_id: str):
+    """Put a submission where nbgrader expects it; an earlier one goes to the attic."""
+    dest = course.submitted / student / assignment
+    if folder.resolve() == dest.resolve():
+        return dest
+    if dest.exists():
+        attic = course.attic / student / assignment / run_id
+        attic.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(dest), str(attic))
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("timestamp.txt"))
+    if stamp:
+        (dest / "timestamp.txt").write_text(stamp)
+    return dest
+
+
+def _timestamp(collected, student, duedate):
+    """nbgrader's timestamp for a student: the LMS's time, or for a ``LATE`` tag without
+    a time, one second after the due date (late by the smallest step)."""
+    stamp = collected.timestamps.get(student)
+    if stamp:
+        return stamp
+    if student in collected.late and duedate is not None:
+        return (duedate + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    return None
+
+
 # --------------------------------------------------------------------------- main entry
 
 def grade(assignment, submissions, *, course: Course | None = None, out=None, jobs=None,
           cell_timeout=None, notebook_timeout=None, extra_args=(), feedback=True,
-          progress=True) -> GradeRun:
-    """Grade every submission of ``assignment`` in ``submissions`` (see module docs)."""
+          progress=True, roster=None, students=None, force=False, duedate=None) -> GradeRun:
+    """Grade every submission of ``assignment`` in ``submissions`` (see module docs).
+
+    ``roster``: CSV mapping LMS ids/names/e-mails to student ids; ``students``: grade only
+    these ids; ``force``: regrade unchanged submissions too; ``duedate``: set the
+    assignment's due date (late penalties: ``grading.late``)."""
+    from grading import collect as collect_mod
     from grading import report as report_mod
     from grading.sandbox import bwrap_status, warn_unprotected
 
@@ -280,92 +546,69 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
     if str(VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
         # nbgrader's Gradebook shells out to the venv's `alembic`, in this process too
         os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    out = Path(out) if out else course.root / "grading" / "work" / "reports" / assignment
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="day6-grading-"))
-    logs = out / "logs"
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir()
+    out = Path(out) if out else course.work / "reports" / assignment
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    logs = out / "logs" / run_id
+    logs.mkdir(parents=True, exist_ok=True)
+    course.work.mkdir(parents=True, exist_ok=True)
+    roster = collect_mod.Roster.read(roster) if not isinstance(roster, collect_mod.Roster) \
+        else roster
     usable, why = bwrap_status()
     sandbox = why if usable else f"UNPROTECTED: {why}"
     if not usable:
         warn_unprotected(why)
+    work = Path(tempfile.mkdtemp(prefix="day6-grading-"))
     try:
         ensure_assignment(course, assignment, work)
+        if duedate is not None:
+            set_duedate(course, assignment, duedate)
         names = notebook_names(course, assignment)
-        found = collect(submissions, assignment, course, work)
-        results = {s: StudentResult(s) for s in found}
+        extra = _extra(extra_args, cell_timeout, notebook_timeout)
+        limit = (notebook_timeout or NOTEBOOK_TIMEOUT) * max(1, len(names)) + 180
+        canary_note = canary(course, assignment, names, work, logs, extra, limit)
 
-        # Check the files, then put every submission where nbgrader expects it.
+        collected = collect_mod.collect(submissions, assignment, names, work / "collected",
+                                        roster=roster, others=course_notebooks(course))
+        _write_collection_log(logs, submissions, collected)
+        state = load_state(course, assignment)
+        chosen, results = _select(collected, state, names, students, force)
+        duedate_now = _duedate(course, assignment)
         gradeable = {}
-        for student, folder in found.items():
+        for student, folder in chosen.items():
             res = results[student]
-            res.faults = inspect_files(folder, names)
-            dest = course.submitted / student / assignment
-            if folder.resolve() != dest.resolve():
-                shutil.rmtree(dest, ignore_errors=True)
-                shutil.copytree(folder, dest)
+            res.faults = inspect_files(folder, names) + collected.flags.get(student, [])
+            dest = _place(course, assignment, student, folder,
+                          _timestamp(collected, student, duedate_now), run_id)
             for fault in res.faults:  # keep the evidence, out of nbgrader's way
-                bad = dest / f"{fault['cell']}.ipynb"
-                if bad.exists():
-                    bad.rename(bad.with_suffix(".ipynb.unreadable"))
-            if not any(f["kind"] in ("missing-notebook", "unreadable-notebook")
-                       for f in res.faults) or len(res.faults) < len(names):
+                if fault["kind"] == "unreadable-notebook":
+                    bad = dest / f"{fault['cell']}.ipynb"
+                    if bad.exists():
+                        bad.rename(bad.with_suffix(".ipynb.unreadable"))
+            if student in collected.late and duedate_now is None:
+                res.faults.append({"kind": "late-no-duedate", "cell": None, "detail":
+                                   "the LMS marked this LATE but the assignment has no due "
+                                   "date: no penalty applied (grade with --duedate)"})
+            missing = {f["cell"] for f in res.faults
+                       if f["kind"] in ("missing-notebook", "unreadable-notebook")}
+            if len(missing) < len(names):
                 gradeable[student] = dest
 
-        extra = list(extra_args)
-        if cell_timeout:
-            extra.append(f"--GuardedExecute.timeout={int(cell_timeout)}")
-        if notebook_timeout:
-            extra.append(f"--GuardedExecute.notebook_timeout={int(notebook_timeout)}")
-        limit = (notebook_timeout or 900) * max(1, len(names)) + 180
-
-        # Register every student first (serially), so that the snapshot knows them all.
-        _register(course, found)
-        snapshot = work / "snapshot.db"
-        _snapshot_db(course.db_path, snapshot)
-        replay = work / "replay"
-        replay.mkdir()
-        jobs = jobs or default_jobs()
-        bar = _progress(len(gradeable), progress, f"grading {assignment}")
-        batches = _batches(list(gradeable.items()), jobs)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_worker, b, assignment, course, snapshot, replay, logs,
-                                   extra, limit * len(b)) for b in batches]
-            for fut in as_completed(futures):
-                for student, seconds, problem in fut.result():
-                    res = results[student]
-                    res.seconds = round(seconds, 2)
-                    res.graded = problem is None
-                    if problem:
-                        res.faults.append({"kind": "worker-failed", "cell": None,
-                                           "detail": problem})
-                    bar.update(1)
-        bar.close()
-
-        # One nbgrader, one writer: record the executed notebooks in the real gradebook.
-        others = _other_students(course, assignment, set(gradeable))
-        if gradeable:
-            merge = ["autograde", assignment, "--force",
-                     f"--GuardedExecute.replay_dir={replay}", *extra]
-            if others:
-                merge.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
-            proc = nbgrader(merge, course, timeout=600 + 30 * len(gradeable),
-                            log=logs / "_record.log")
-            if proc.returncode != 0:
-                print(f"warning: recording the grades reported errors (see {logs}/_record.log)",
-                      file=sys.stderr)
+        _register(course, chosen, roster, collected.names)
+        replay = _execute(course, assignment, gradeable, results, work, logs, extra, limit,
+                          jobs, progress)
+        _record(course, assignment, gradeable, replay, logs, extra)
         _zero_missing(course, assignment, results, names, gradeable)
-
         if feedback and gradeable:
-            fb = ["generate_feedback", assignment, "--force"]
-            if others:
-                fb.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
-            nbgrader(fb, course, timeout=600, log=logs / "_feedback.log")
-        nbgrader(["export", f"--to={out / 'grades.csv'}", f"--ExportPlugin.assignment=['{assignment}']"],
-                 course, timeout=300, log=logs / "_export.log")
+            _feedback(course, assignment, gradeable, logs)
 
-        run = GradeRun(assignment, course, out, results, sandbox=sandbox)
+        _update_state(state, collected, results, run_id, chosen)
+        state["runs"].append({"run": run_id, "when": _now_text(), "submissions": str(submissions),
+                              "graded": sorted(s for s, r in results.items() if r.graded),
+                              "skipped": {s: r.skipped for s, r in results.items() if r.skipped},
+                              "canary": canary_note})
+        save_state(course, assignment, state)
+        run = GradeRun(assignment, course, out, results, sandbox=sandbox, run_id=run_id,
+                       files=collected.files, canary=canary_note)
         run.seconds = round(time.monotonic() - started, 2)
         run.report = report_mod.write(run)
         return run
@@ -373,12 +616,125 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _register(course: Course, students):
+def _extra(extra_args, cell_timeout, notebook_timeout):
+    extra = list(extra_args)
+    if cell_timeout:
+        extra.append(f"--GuardedExecute.timeout={int(cell_timeout)}")
+    if notebook_timeout:
+        extra.append(f"--GuardedExecute.notebook_timeout={int(notebook_timeout)}")
+    return extra
+
+
+def _write_collection_log(logs: Path, submissions, collected):
+    entries = [f.as_dict() for f in collected.files]
+    (logs / "collect.json").write_text(json.dumps(
+        {"submissions": str(submissions), "files": entries,
+         "flags": collected.flags}, indent=1))
+    lines = [f"{e['status']:8} {e['upload']}  ->  {e['reason']}" for e in entries]
+    (logs / "collect.log").write_text("\n".join(lines) + "\n")
+
+
+def _select(collected, state, names, only, force):
+    """The students this run grades, and a result for every student it saw."""
+    results, chosen = {}, {}
+    only = set(only or ())
+    from grading.collect import digest
+
+    for student, folder in collected.students.items():
+        res = results[student] = StudentResult(student)
+        if only and student not in only:
+            res.skipped = "not selected (--student)"
+            continue
+        before = state["students"].get(student, {})
+        if not force and before.get("digest") == digest(folder) and before.get("graded"):
+            res.skipped = "unchanged since it was graded (--force regrades)"
+            continue
+        chosen[student] = folder
+    for student in only - set(collected.students):
+        res = results[student] = StudentResult(student)
+        res.skipped = "--student named it, but the upload has no submission for it"
+    return chosen, results
+
+
+def _execute(course, assignment, gradeable, results, work, logs, extra, limit, jobs,
+             progress):
+    snapshot = work / "snapshot.db"
+    _snapshot(course, snapshot)
+    replay = work / "replay"
+    replay.mkdir()
+    jobs = jobs or default_jobs()
+    bar = _progress(len(gradeable), progress, f"grading {assignment}")
+    lock = threading.Lock()
+
+    def tick(_student):
+        with lock:
+            bar.update(1)
+
+    batches = _batches(list(gradeable.items()), jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_worker, b, assignment, course, snapshot, replay, logs,
+                               extra, limit * len(b), tick) for b in batches]
+        for fut in as_completed(futures):
+            for student, seconds, problem in fut.result():
+                res = results[student]
+                res.seconds = round(seconds, 2)
+                res.graded = problem is None
+                if problem:
+                    res.faults.append({"kind": "worker-failed", "cell": None,
+                                       "detail": problem})
+    bar.close()
+    return replay
+
+
+def _record(course, assignment, gradeable, replay, logs, extra):
+    """One nbgrader, one writer: record the executed notebooks in the real gradebook."""
+    if not gradeable:
+        return
+    others = _other_students(course, assignment, set(gradeable))
+    merge = ["autograde", assignment, "--force",
+             f"--GuardedExecute.replay_dir={replay}", *extra]
+    if others:
+        merge.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
+    proc = nbgrader(merge, course, timeout=600 + 30 * len(gradeable), log=logs / "_record.log")
+    if proc.returncode != 0:
+        print(f"warning: recording the grades reported errors (see {logs}/_record.log)",
+              file=sys.stderr)
+
+
+def _feedback(course, assignment, gradeable, logs):
+    others = _other_students(course, assignment, set(gradeable))
+    fb = ["generate_feedback", assignment, "--force"]
+    if others:
+        fb.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
+    nbgrader(fb, course, timeout=600, log=logs / "_feedback.log")
+
+
+def _update_state(state, collected, results, run_id, chosen):
+    from grading.collect import digest
+
+    for student, res in results.items():
+        if res.skipped:
+            continue
+        state["students"][student] = {
+            "faults": res.faults, "graded": res.graded, "seconds": res.seconds,
+            "run": run_id, "digest": digest(chosen[student]) if student in chosen else None,
+            "name": collected.names.get(student)}
+    for entry in collected.files:
+        state["files"][entry.upload] = {**entry.as_dict(), "run": run_id}
+
+
+def _register(course: Course, students, roster, names):
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url) as gb:
         for s in students:
-            gb.update_or_create_student(s)
+            person = roster.people.get(s, {}) if roster else {}
+            full = (person.get("name") or names.get(s) or "").strip()
+            first, _, last = full.partition(" ")
+            kw = {"first_name": first or None, "last_name": last or None}
+            if person.get("email"):
+                kw["email"] = person["email"]
+            gb.update_or_create_student(s, **{k: v for k, v in kw.items() if v})
 
 
 def _other_students(course: Course, assignment, batch):
@@ -395,6 +751,8 @@ def _zero_missing(course: Course, assignment, results, names, gradeable):
 
     with Gradebook(course.db_url) as gb:
         for student, res in results.items():
+            if res.skipped:
+                continue
             missing = {f["cell"] for f in res.faults
                        if f["kind"] in ("missing-notebook", "unreadable-notebook")}
             if not missing:
@@ -427,10 +785,28 @@ def _progress(total, enabled, desc):
 
 def summary_line(run: GradeRun):
     rep = run.report or {}
-    return (f"graded {len(run.students)} submission(s) of {run.assignment} in {run.seconds:.0f} s "
-            f"[{run.sandbox}]; {len(rep.get('needs_human', []))} need a human. "
+    graded = sum(1 for r in run.students.values() if r.graded)
+    skipped = sum(1 for r in run.students.values() if r.skipped)
+    listed = sum(1 for f in run.files if f.status == "listed")
+    return (f"graded {graded} submission(s) of {run.assignment} in {run.seconds:.0f} s "
+            f"[{run.sandbox}; {run.canary}]; {skipped} skipped; {listed} uploaded file(s) not "
+            f"graded; the class now has {rep.get('submissions', 0)} submission(s), "
+            f"{len(rep.get('needs_human', []))} need a human. "
             f"Report: {run.out / 'report.html'}  Grades: {run.grades_csv}")
 
 
 def dump(run: GradeRun):
     return json.dumps(run.report, indent=1, default=str)
+
+
+
+def collect(submissions, assignment, course: Course, work: Path, roster=None):
+    """{student: folder holding that student's notebooks for ``assignment``} (the collection
+    step alone; ``grading.collect.collect`` also accounts for every file)."""
+    from grading.collect import collect as _collect
+
+    names = notebook_names(course, assignment) or [
+        p.stem for p in _source_notebooks(course, assignment)] or \
+        [p.stem for p in (REPO / "solutions" / assignment).glob("*.ipynb")]
+    return _collect(submissions, assignment, names, Path(work) / "collected",
+                    roster=roster, others=course_notebooks(course)).students

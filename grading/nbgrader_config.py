@@ -6,6 +6,7 @@ in ``notebooks/``; everything an instructor collects and produces (submissions, 
 copies, feedback, the gradebook) stays in the git-ignored ``grading/work/``.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -46,26 +47,26 @@ from nbgrader.preprocessors import (  # noqa: E402
     GetGrades,
     IgnorePattern,
     LimitOutput,
-    OverwriteCells,
     OverwriteKernelspec,
     SaveAutoGrades,
 )
 
-from grading.execute import GuardedExecute  # noqa: E402
+from grading.execute import NOTEBOOK_TIMEOUT, GuardedExecute  # noqa: E402
 from grading.verdicts import (  # noqa: E402
     Deduplicate,
     HideHiddenTests,
     InspectSubmission,
+    RestoreCells,
     TrustedVerdicts,
 )
 
 # Sanitize: note what the student changed in the instructor's cells, then let nbgrader put
 # the test cells (and deleted ones: add_missing_cells) back from the gradebook.
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, InspectSubmission, Deduplicate, OverwriteKernelspec, OverwriteCells,
+    ClearOutput, InspectSubmission, Deduplicate, OverwriteKernelspec, RestoreCells,
     CheckCellMetadata,
 ]
-c.OverwriteCells.add_missing_cells = True
+c.RestoreCells.add_missing_cells = True
 # Autograde: run in the sandbox with limits (grading/sandbox.py, grading/execute.py), then
 # judge every test cell again outside the kernel (grading/verdicts.py) before nbgrader saves
 # the scores.
@@ -74,7 +75,7 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 c.GuardedExecute.timeout = 120            # seconds per cell
-c.GuardedExecute.notebook_timeout = 900   # seconds per notebook
+c.GuardedExecute.notebook_timeout = NOTEBOOK_TIMEOUT   # seconds per notebook
 c.GuardedExecute.interrupt_on_timeout = True
 c.GuardedExecute.max_cell_output = 1_000_000      # characters of text per cell
 c.GuardedExecute.max_notebook_output = 10_000_000
@@ -83,11 +84,33 @@ c.SandboxKernelManager.max_processes = 128
 c.LimitOutput.max_lines = 1000
 # Feedback: the students' copy never shows hidden test code or the recorded answers.
 c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
-# `nbgrader zip_collect` (LMS downloads): files named <student>_<anything>_<notebook>.ipynb
-# (the regexp is matched against the full path of each extracted file).
+# Late penalties: a share of the score per started day late (grading/late.py), from the
+# assignment's due date (`python -m grading grade --duedate ...` or `nbgrader db assignment
+# add A --duedate ...`) and each submission's timestamp.txt.
+c.AssignLatePenalties.plugin_class = "grading.late.PenaltyPerDay"
+c.PenaltyPerDay.per_day = 0.1
+
+# `nbgrader zip_collect` (LMS downloads): files named <student>_<anything>_<notebook>.ipynb,
+# where <notebook> is one of the course's notebook names (underscores and all, e.g.
+# case_study_cnns.ipynb). The regexp is matched against the full path of each extracted file.
+# `python -m grading grade` parses more layouts (Canvas, Moodle, Blackboard, rosters) and
+# lists every file it cannot place; prefer it.
+_NOTEBOOKS = sorted({p.stem for p in (ROOT / "solutions").glob("*/*.ipynb")}, key=len,
+                    reverse=True)
 c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:[^/]*_)?(?P<file_id>[A-Za-z0-9\-]+\.ipynb)$"
+    r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:[^/]*_)?(?P<file_id>(?:"
+    + "|".join(re.escape(n) for n in _NOTEBOOKS) + r")\.ipynb)$"
 )
+
+# A kernel that imports another checkout's helpers than this one would be judged by other
+# checkers than it ran: refuse to autograde rather than grade wrongly (the batch harness's
+# canary says the same, before anything is graded).
+if "autograde" in sys.argv[1:2] or "validate" in sys.argv[1:2]:
+    from grading.harness import diagnose  # noqa: E402
+
+    _causes = diagnose(None)
+    if _causes:
+        raise SystemExit("nbgrader_config.py: REFUSING TO GRADE: " + " ".join(_causes))
 
 # ---------------------------------------------------------------------------- feedback HTML
 # Students open feedback offline: show the PNG each explorer also offers rather than its

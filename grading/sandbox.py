@@ -133,19 +133,41 @@ def _system_binds():
     return args
 
 
+@lru_cache(maxsize=4)
+def kernel_helpers(python=None):
+    """Where a kernel started from this environment imports ``helpers`` from: the package
+    folder, or None when it cannot import it. Asked of a fresh interpreter in a neutral
+    folder, because the grader's own ``sys.path`` (nbgrader_config.py puts the course root
+    first) may find another copy than the kernel will."""
+    python = python or sys.executable
+    code = ("import importlib.util as u\ns = u.find_spec('helpers')\n"
+            "print(s.submodule_search_locations[0] if s and s.submodule_search_locations "
+            "else '')")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    try:
+        proc = subprocess.run([python, "-c", code], cwd="/", env=env, capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = proc.stdout.strip()
+    return str(Path(out).resolve()) if proc.returncode == 0 and out else None
+
+
 def environment_paths():
     """What the kernel must read: the virtual environment, the interpreter it links to and
-    the installed ``helpers`` package (an editable install points into the repository, of
-    which only ``helpers/`` and ``data/`` are bound)."""
+    the ``helpers`` package the kernel will import (an editable install points into a
+    repository, of which only ``helpers/`` and ``data/`` are bound)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              str(Path(os.path.realpath(sys.executable)).parent.parent)}
+    locations = [kernel_helpers()]
     spec = importlib.util.find_spec("helpers")
     if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            paths.add(str(Path(loc).resolve()))
-            data = Path(loc).resolve().parent / "data"
-            if data.is_dir():
-                paths.add(str(data))
+        locations += list(spec.submodule_search_locations)
+    for loc in filter(None, locations):
+        paths.add(str(Path(loc).resolve()))
+        data = Path(loc).resolve().parent / "data"
+        if data.is_dir():
+            paths.add(str(data))
     system = ("/usr", "/etc", "/opt")
     out = []
     for p in sorted(paths):

@@ -43,7 +43,7 @@ from functools import lru_cache
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import DeduplicateIds, NbGraderPreprocessor
+from nbgrader.preprocessors import DeduplicateIds, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool
 
 from grading import static
@@ -276,6 +276,21 @@ def _is_trusted_source(source, trusted):
     return all(not ln.strip() or ln.lstrip().startswith("#") for ln in prefix.splitlines())
 
 
+class RestoreCells(OverwriteCells):
+    """nbgrader's OverwriteCells without its "checksum for cell X has changed" warning.
+
+    Every test cell with hidden tests differs from the gradebook's copy in the release itself
+    (``ClearHiddenTests`` removed the hidden part), so nbgrader warned once per such cell per
+    student though nothing was edited. ``InspectSubmission`` already compares each locked
+    cell with both the gradebook's and the release's source and reports real edits
+    (``edited-cell``); the cell is restored either way."""
+
+    def report_change(self, name, attr, old, new):
+        if attr == "checksum":
+            return
+        super().report_change(name, attr, old, new)
+
+
 class Deduplicate(DeduplicateIds):
     """nbgrader's DeduplicateIds, leaving no empty grading metadata behind (nbgrader's own
     add_missing_cells crashes on a cell whose metadata lost its grade_id)."""
@@ -331,6 +346,8 @@ class TrustedVerdicts(NbGraderPreprocessor):
             cell.metadata["day6"] = {"passed": ok, "reason": reason}
             self._normalise(cell, ok, reason, kernel_failed)
         meta["verdicts"] = verdicts
+        for kind, cell, detail in run_problems(nb, verdicts):
+            self._flag(meta, kind, cell, detail)
         if self.flag_static:
             for f in static.analyze(static.notebook_cells(nb, set(trusted)), assignment_id):
                 self._flag(meta, f["kind"], f["cell"], f["detail"])
@@ -357,6 +374,52 @@ class TrustedVerdicts(NbGraderPreprocessor):
         elif not ok and not any(o.get("output_type") == "error" for o in outputs):
             outputs.insert(0, error_output("VerificationFailed", reason))
         cell.outputs = outputs
+
+
+# --------------------------------------------------------------------------- run problems
+
+SAME_ERROR = ("NameError", "ImportError", "ModuleNotFoundError", "AttributeError")
+
+
+def _first_error(cell):
+    return next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+
+
+def run_problems(nb, verdicts):
+    """What a human should look at in how the notebook ran (not in what it answered):
+
+    - ``setup-crash``: a cell that is neither a solution nor a test, before the first test
+      cell, raised (``import seaborn`` at the top of a correct notebook: every test then
+      fails for want of ``np``);
+    - ``same-error``: two or more test cells, and every failing one, fail with the same
+      NameError / ImportError (one missing name costs every exercise).
+    A kernel that died is already an event (``kernel-died``)."""
+    problems = []
+    first_test = next((i for i, c in enumerate(nb.cells)
+                       if c.cell_type == "code" and utils.is_grade(c)
+                       and not utils.is_solution(c)), len(nb.cells))
+    for index, cell in enumerate(nb.cells[:first_test]):
+        if cell.cell_type != "code" or utils.is_solution(cell) or utils.is_grade(cell):
+            continue
+        err = _first_error(cell)
+        if err is not None and err.get("ename") != "NotRun":
+            problems.append(("setup-crash", f"cell {index}", f"a set-up cell (not an exercise) "
+                             f"raised {err.get('ename')}: {str(err.get('evalue'))[:200]}; the "
+                             "tests after it may fail for that reason alone"))
+    failing = []
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in verdicts and not verdicts[gid]["passed"]:
+            err = _first_error(cell)
+            failing.append((gid, (err.get("ename"), err.get("evalue")) if err else None))
+    errors = {e for _, e in failing}
+    if len(failing) >= 2 and len(errors) == 1:
+        (err,) = errors
+        if err is not None and err[0] in SAME_ERROR:
+            problems.append(("same-error", None, f"all {len(failing)} failing test cells fail "
+                             f"with the same {err[0]}: {str(err[1])[:200]} (a set-up problem "
+                             "rather than wrong answers?)"))
+    return problems
 
 
 # --------------------------------------------------------------------------- feedback

@@ -188,8 +188,9 @@ class Explorer:
             self.canvas_widget = canvas
         fit_controls(c for r in rows for c in _leaves(r))
         self.status = w.HTML()
+        self.mine_status = w.HTML(self._mine_html(self.mine_problem))  # mine= messages
         children = [w.HBox(list(r), layout=w.Layout(flex_flow="row wrap")) for r in rows]
-        children += [self.status]
+        children += [self.status, self.mine_status]
         if self.canvas_widget is not None:
             children.append(self.canvas_widget)
         children.append(w.HTML(_fit_style(self.fig)))
@@ -280,6 +281,47 @@ class Explorer:
 
     def describe(self) -> str:
         return ""
+
+    # ---------------------------------------------------------------- compare with mine
+    #: exercise name -> signature, the functions ``mine=`` accepts (helpers.widgets._mine)
+    MINE: dict = {}
+    mine: dict = {}
+    mine_problem = None  # the last sentence about the student's functions, or None
+
+    def _set_mine(self, mine):
+        """Validate and keep ``mine`` (a ValueError naming the bad key or value)."""
+        from helpers.widgets._mine import check_mine
+
+        self.mine = check_mine(mine, self.MINE, type(self).__name__)
+
+    def _call_mine(self, name, *args, **kwargs):
+        """The student's ``name`` called safely (``_mine.call_mine``): a ``MineResult``.
+        A failure is kept in ``mine_problem`` and shown on the status line."""
+        from helpers.widgets._mine import call_mine
+
+        res = call_mine(name, self.mine[name], *args, **kwargs)
+        if not res.ok:
+            self._show_mine(res.message)
+        return res
+
+    def _show_mine(self, sentence):
+        """Put one sentence about the student's code on its status line (None clears)."""
+        self.mine_problem = sentence
+        status = getattr(self, "mine_status", None)
+        if status is not None:
+            status.value = self._mine_html(sentence)
+
+    @staticmethod
+    def _mine_html(sentence):
+        import html
+
+        return "" if not sentence else \
+            f"<span class='dk-mine'>&#9888; {html.escape(sentence)}</span>"
+
+    def mismatch(self):
+        """``None`` when the student's functions (``mine=``) agree with the reference on
+        the current state, else one sentence naming the first place they part."""
+        raise NotImplementedError(f"{type(self).__name__} does not compare with mine= yet")
 
 
 def _leaves(row):

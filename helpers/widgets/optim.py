@@ -19,11 +19,18 @@ gradient's size. One rate cannot suit both, so there are two controls, ``learnin
 (SGD family) and ``adaptive_lr`` (RMSProp, Adam), with a preset per surface. L-BFGS has no
 learning rate: its line search picks each step (one race step = one L-BFGS iteration,
 which may cost several gradient evaluations; the legend says how many in all).
+
+Compare with mine (``mine=dict(sgd=sgd, sgd_momentum=sgd_momentum, adam=adam)``, any of
+them): each of the student's update rules races beside the reference one it replaces (SGD,
+Momentum, Adam), from the same start with the same config, as lazily as the race itself.
+``mismatch()`` names the first step where a student's path leaves the reference's (both
+positions); the figure draws the student's path dashed and rings both points at that step.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import ipywidgets as w
 import numpy as np
@@ -33,6 +40,7 @@ from helpers import optim
 from helpers._validation import check_float, check_int
 from helpers.surfaces import SURFACES
 from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+from helpers.widgets._mine import TIME_LIMIT, call_mine
 
 OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "L-BFGS")
 RULES = {
@@ -48,6 +56,10 @@ LBFGS_HISTORY = 10
 MAX_STEPS = 1000
 LOSS_FLOOR = 1e-12  # f - f* below this is drawn on the bottom edge of the log-scale plot
 RACE_CHUNK = 40  # steps computed ahead of the one shown (a few ms for all racers)
+# mine=: the notebook's exercise name -> the racer it runs beside
+MINE_RULES = {"sgd": "SGD", "sgd_momentum": "Momentum", "adam": "Adam"}
+MINE_RTOL, MINE_ATOL = 1e-6, 1e-9  # a student's iterate equals the reference's within these
+MINE_COLOR = "#d62728"  # the ring that marks where the paths part
 
 # Rates that make each surface's race worth watching (the SGD family stays stable; the
 # adaptive methods get there or visibly struggle in the default number of steps).
@@ -83,6 +95,12 @@ class OptimizerRace(Explorer):
         Steps computed (the play bar's length), 1..1000 (None: the surface's preset).
     optimizers : iterable of str
         Which of "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "L-BFGS" to show.
+    mine : dict or None
+        Compare with mine: your update rules, any of ``sgd``, ``sgd_momentum``, ``adam``
+        (each ``rule(w, dw, config) -> (w, config)``), raced beside SGD, Momentum and Adam;
+        ``mismatch()`` names the first step where your path leaves the reference's.
+    mine_time_limit : float
+        Seconds your rule may take, per call and over the whole race.
 
     Attributes
     ----------
@@ -100,7 +118,13 @@ class OptimizerRace(Explorer):
     >>> race.frame, race.paths["Adam"].shape
     (50, (51, 2))
     >>> fig = OptimizerRace.static(surface="rosenbrock", steps=100)
+    >>> def sgd(w, dw, config):                      # a student's rule, with a sign slip
+    ...     return w + config["learning_rate"] * dw, config
+    >>> OptimizerRace(surface="long_valley", steps=20, mine=dict(sgd=sgd)).mismatch()[:52]
+    "your sgd leaves the reference SGD's path at step 1: "
     """
+
+    MINE = {name: f"{name}(w, dw, config) -> (w, config)" for name in MINE_RULES}
 
     # Blitting draws a frame in a few ms. Matplotlib calls blitting on its web canvases
     # (which ipympl uses) not fully trusted; set ``OptimizerRace.blit = False`` (or on one
@@ -108,7 +132,8 @@ class OptimizerRace(Explorer):
     blit = True
 
     def __init__(self, surface="rosenbrock", start=None, learning_rate=None, adaptive_lr=None,
-                 momentum=0.9, beta1=0.9, beta2=0.999, steps=None, optimizers=OPTIMIZERS):
+                 momentum=0.9, beta1=0.9, beta2=0.999, steps=None, optimizers=OPTIMIZERS,
+                 mine=None, mine_time_limit=TIME_LIMIT):
         surf = _check_surface(surface)
         preset = PRESETS[surface]
         learning_rate = preset["learning_rate"] if learning_rate is None else learning_rate
@@ -124,6 +149,9 @@ class OptimizerRace(Explorer):
         steps = check_int(steps, "steps", min_value=1, max_value=MAX_STEPS)
         start = _check_start(start, surf)
         optimizers = _check_optimizers(optimizers)
+        self._set_mine(mine)
+        self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                           min_value=1e-3, max_value=60.0)
 
         self.controls, self.buttons = _build_controls(
             surf, surface, start, learning_rate, adaptive_lr, momentum, beta1, beta2, steps,
@@ -183,6 +211,8 @@ class OptimizerRace(Explorer):
             self.lines[name].set_data(path[: k + 1, 0], path[: k + 1, 1])
             self.heads[name].set_data(path[k : k + 1, 0], path[k : k + 1, 1])
             self.loss_lines[name].set_data(np.arange(k + 1), self._plotted_loss(loss[: k + 1]))
+        if self.mine:
+            self._draw_mine(race, t)
         self.step_text.set_text(f"step {t} of {self.controls['steps'].value}")
         self.status.value = self._status_html(t)
         self.draw_frame()
@@ -221,6 +251,59 @@ class OptimizerRace(Explorer):
         """Optimiser name -> f at the last computed iterate."""
         return {name: float(loss[-1]) for name, loss in self.losses.items()}
 
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when each of your rules (``mine=``) follows the reference's path over
+        the whole race (the ``steps`` control) from the current start with the current
+        rates, else one sentence: the first step where a path parts, with both positions
+        (or what went wrong with your rule at that step)."""
+        if not self.mine:
+            return None
+        parting = self._parting(self._race_data())
+        return None if parting is None else parting.sentence
+
+    def _parting(self, race):
+        """The earliest step (over the steps computed so far) where one of the student's
+        racers leaves the reference's path, as a ``_Parting``; None if none does."""
+        found = None
+        for key, run in race["mine"].items():
+            name = MINE_RULES[key]
+            p = _parting_of(key, name, run, race["paths"][name], race["diverged"][name])
+            if p is not None and (found is None or p.step < found.step):
+                found = p
+        return found
+
+    def _draw_mine(self, race, t):
+        """The student's paths up to step ``t``; the parting ring once ``t`` reaches it."""
+        for key, run in race["mine"].items():
+            k = min(t, len(run.path) - 1)
+            self.mine_lines[key].set_data(run.path[: k + 1, 0], run.path[: k + 1, 1])
+            self.mine_loss_lines[key].set_data(np.arange(k + 1),
+                                               self._plotted_loss(run.fun[: k + 1]))
+        parting = self._parting(race) if t > 0 else None
+        if parting is not None and parting.step > t:
+            parting = None  # not reached yet: the race shows it when it gets there
+        self.mine_parting = parting
+        if parting is None:
+            self.mine_mark.set_visible(False)
+            self.mine_step_line.set_visible(False)
+            racers = self._race["mine"].values() if self._race is not None else ()
+            failed = [r.failed for r in racers if r.failed]
+            self._show_mine(failed[0] if failed else None)
+            return
+        points = np.array([p for p in (parting.mine_xy, parting.ref_xy) if p is not None])
+        self.mine_mark.set_data(points[:, 0], points[:, 1])
+        self.mine_mark.set_visible(True)
+        self.mine_step_line.set_xdata([parting.step, parting.step])
+        self.mine_step_line.set_visible(True)
+        self._show_mine(parting.sentence)
+
+    def _mine_artists(self, visible_only=False):
+        artists = [*self.mine_lines.values(), *self.mine_loss_lines.values()]
+        if self.mine:
+            artists += [self.mine_mark, self.mine_step_line]
+        return [a for a in artists if a.get_visible() or not visible_only]
+
     # ------------------------------------------------------------------ static path
     @classmethod
     def static(cls, surface="rosenbrock", steps=None, **params):
@@ -255,6 +338,7 @@ class OptimizerRace(Explorer):
             for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
                 if artist.get_visible():
                     yield artist
+        yield from self._mine_artists(visible_only=True)
         yield self.start_mark
         legend = self.ax_loss.get_legend()
         if legend is not None:
@@ -272,6 +356,8 @@ class OptimizerRace(Explorer):
         for name in OPTIMIZERS:  # hidden ones too, in case someone shows them later
             for artist in (self.lines[name], self.heads[name], self.loss_lines[name]):
                 artist.set_animated(False)
+        for artist in self._mine_artists():
+            artist.set_animated(False)
 
     # ------------------------------------------------------------------ computing
     def configs(self) -> dict:
@@ -297,7 +383,8 @@ class OptimizerRace(Explorer):
         x0 = np.array([[c["x0"].value, c["y0"].value]])
         f0 = np.array([float(self._surface.f_and_grad(x0[0])[0])])
         return {"paths": dict.fromkeys(OPTIMIZERS, x0), "losses": dict.fromkeys(OPTIMIZERS, f0),
-                "diverged": dict.fromkeys(OPTIMIZERS)}
+                "diverged": dict.fromkeys(OPTIMIZERS),
+                "mine": {key: _MineRun(x0, f0, False, None, None) for key in self.mine}}
 
     def _ensure(self, t):
         """Run the race at least to step ``t`` (in chunks of RACE_CHUNK steps, as far as it is
@@ -306,10 +393,11 @@ class OptimizerRace(Explorer):
         steps = c["steps"].value
         if self._race is None:
             self._race = self._new_race()
-        racers = self._race["racers"]
-        if any(r.n_steps < min(t, steps) and not r.diverged for r in racers.values()):
+        racers, mine = self._race["racers"], self._race["mine"]
+        if any(r.n_steps < min(t, steps) and not r.diverged
+               for r in (*racers.values(), *mine.values())):
             goal = min(steps, max(t, 0) + RACE_CHUNK)
-            for racer in racers.values():
+            for racer in (*racers.values(), *mine.values()):
                 racer.extend(goal)
             self._race["arrays"] = None
         if self._race["arrays"] is None:
@@ -321,6 +409,8 @@ class OptimizerRace(Explorer):
                 arrays["diverged"][name] = racer.n_steps if racer.diverged else None
             arrays["paths"]["L-BFGS"], arrays["losses"]["L-BFGS"], arrays["diverged"][
                 "L-BFGS"] = self._race["lbfgs"]
+            arrays["mine"] = {key: _MineRun(np.array(r.path), np.array(r.fun), r.diverged,
+                                            r.failed, r.bad_w) for key, r in mine.items()}
             self._race["arrays"] = arrays
             self._scale_loss_axis(arrays["losses"])
         return self._race["arrays"]
@@ -330,8 +420,15 @@ class OptimizerRace(Explorer):
         c = self.controls
         surf, steps = self._surface, c["steps"].value
         x0 = np.array([c["x0"].value, c["y0"].value])
+        configs = self.configs()
         racers = {name: _Racer(RULES[name], surf.f_and_grad, x0, config)
-                  for name, config in self.configs().items()}
+                  for name, config in configs.items()}
+        mine = {}
+        if self.mine:
+            self._show_mine(None)  # a new race: the last one's problems are gone
+            mine = {key: _MineRacer(key, fn, surf.f_and_grad, x0, configs[MINE_RULES[key]],
+                                    self.mine_time_limit, self._show_mine)
+                    for key, fn in self.mine.items()}
         # L-BFGS on an unbounded surface (the saddle) extrapolates until it overflows:
         # that is what it does, so the numbers' warnings are not worth a traceback.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -343,7 +440,8 @@ class OptimizerRace(Explorer):
         lbfgs = (res.path[:n], res.fun_path[:n], None if finite.all() else n - 1)
         self.lines["L-BFGS"].set_label(f"L-BFGS ({res.n_iter} it.,\n{res.n_evals} evals)")
         self._legend()
-        return {"racers": racers, "lbfgs": lbfgs, "lbfgs_evals": res.n_evals, "arrays": None}
+        return {"racers": racers, "mine": mine, "lbfgs": lbfgs, "lbfgs_evals": res.n_evals,
+                "arrays": None}
 
     def _plotted_loss(self, loss):
         if self._surface.min_value is None:
@@ -463,11 +561,28 @@ class OptimizerRace(Explorer):
         al.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         al.set_xlabel("step")
         al.set_title("Loss per step")
+        self.mine_lines, self.mine_loss_lines = {}, {}
+        for key in self.mine:
+            color = COLORS[MINE_RULES[key]]
+            (self.mine_lines[key],) = ax.plot([], [], "--", color=color, lw=1.6, zorder=3.5,
+                                              label=f"your {key}", animated=True,
+                                              dashes=(3, 2))
+            (self.mine_loss_lines[key],) = al.plot([], [], "--", color=color, lw=1.6,
+                                                   label=f"your {key}", animated=True,
+                                                   dashes=(3, 2))
+        # where the first of the student's paths leaves the reference's: both points ringed
+        # on the contours, the step as a vertical line on the loss plot
+        (self.mine_mark,) = ax.plot([], [], "o", ms=13, mfc="none", mec=MINE_COLOR, mew=2.2,
+                                    zorder=6, animated=True, visible=False,
+                                    label="paths part")
+        self.mine_step_line = al.axvline(0, color=MINE_COLOR, lw=1.2, ls=":", animated=True,
+                                         visible=False)
+        self.mine_parting = None  # the _Parting shown, or None
         self._show_selected_silently()
 
     def _legend(self):
         shown = [self.lines[n] for n in OPTIMIZERS if n in self.controls["optimizers"].value]
-        handles = [*shown, self.start_mark]
+        handles = [*shown, *(self.mine_lines[k] for k in self.mine), self.start_mark]
         if self.min_mark.get_visible():
             handles.append(self.min_mark)
         # Outside the axes: the moving lines are drawn last, so they would cross it.
@@ -586,6 +701,134 @@ class _Racer:
                 self.g = g
                 self.path.append(x_next)
                 self.fun.append(float(f))
+
+
+class _MineRacer(_Racer):
+    """The student's rule racing like a ``_Racer``, each call through ``call_mine`` (time
+    limit, no traceback) and its answer checked; a problem stops it with one sentence
+    (``failed``), given to ``report`` (the explorer's mine status line)."""
+
+    def __init__(self, key, rule, f_and_grad, x0, config, time_limit, report):
+        super().__init__(rule, f_and_grad, x0, config)
+        self.key, self.time_limit, self.report = key, time_limit, report
+        self.failed, self.bad_w, self.seconds = None, None, 0.0
+
+    def _fail(self, sentence):
+        self.failed, self.diverged = sentence, True
+        self.report(sentence)
+
+    def extend(self, n):
+        key = self.key
+        while not self.diverged and self.n_steps < n:
+            step = self.n_steps + 1
+            w = self.path[-1]
+            with np.errstate(all="ignore"):
+                res = call_mine(key, self.rule, w.copy(), np.array(self.g, dtype=np.float64),
+                                self.config, time_limit=self.time_limit)
+            self.seconds += res.seconds
+            if not res.ok:
+                self._fail(f"step {step}: {res.message}")
+                return
+            if self.seconds > self.time_limit:
+                self._fail(f"your {key} took {self.seconds:.1f} s for its first {step} steps "
+                           f"(limit {self.time_limit:g} s for the race): it was stopped")
+                return
+            value = res.value
+            if not (isinstance(value, tuple | list) and len(value) == 2):
+                self._fail(f"step {step}: your {key} returned {_kind(value)}; it must return "
+                           f"the pair (w, config)")
+                return
+            try:
+                x_next = np.array(value[0], dtype=np.float64)
+            except (TypeError, ValueError):
+                self._fail(f"step {step}: your {key} returned w as {_kind(value[0])}, not an "
+                           f"array of numbers")
+                return
+            if x_next.shape != w.shape:
+                self._fail(f"step {step}: your {key} returned w of shape {x_next.shape}; it "
+                           f"must keep w's shape {w.shape}")
+                return
+            if not isinstance(value[1], dict):
+                self._fail(f"step {step}: your {key} returned config as {_kind(value[1])}; "
+                           f"return the dict it was given (with your state in it)")
+                return
+            self.config = value[1]
+            if not np.all(np.isfinite(x_next)):
+                self.diverged, self.bad_w = True, x_next
+                return
+            with np.errstate(all="ignore"):
+                f, g = self.f_and_grad(x_next)
+            if not np.isfinite(f):
+                self.diverged, self.bad_w = True, x_next
+                return
+            self.g = g
+            self.path.append(x_next)
+            self.fun.append(float(f))
+
+
+class _MineRun(NamedTuple):
+    """A student's racer as far as it ran: iterates (n + 1, 2), f along them, whether it
+    stopped early, the sentence if a problem stopped it, the non-finite w if any."""
+
+    path: np.ndarray
+    fun: np.ndarray
+    stopped: bool
+    failed: str | None
+    bad_w: np.ndarray | None
+
+
+class _Parting(NamedTuple):
+    key: str
+    step: int
+    mine_xy: np.ndarray | None  # the student's point at ``step`` (its last one if it stopped)
+    ref_xy: np.ndarray | None   # the reference's point at ``step`` (None if it diverged there)
+    sentence: str
+
+
+def _parting_of(key, name, run, ref_path, ref_diverged):
+    """Where the student's ``run`` leaves the reference's ``ref_path``; None while they agree
+    (as far as both are computed)."""
+    mine = run.path
+    n = min(len(mine), len(ref_path))
+    bad = ~np.all(np.isclose(mine[:n], ref_path[:n], rtol=MINE_RTOL, atol=MINE_ATOL), axis=1)
+    if bad.any():
+        k = int(np.argmax(bad))
+        a, b = _pair(mine[k], ref_path[k])
+        return _Parting(key, k, mine[k], ref_path[k],
+                        f"your {key} leaves the reference {name}'s path at step {k}: yours is "
+                        f"at {a}, the reference's at {b}")
+    if len(mine) < len(ref_path) and run.stopped:
+        k = len(mine)  # the step the student's rule could not take
+        ref = ref_path[k]
+        if run.failed:
+            sentence = run.failed
+        else:
+            what = "f is not finite" if run.bad_w is not None and np.all(
+                np.isfinite(run.bad_w)) else "w is not finite"
+            shown = run.bad_w.tolist() if run.bad_w is not None else "?"
+            sentence = (f"your {key} leaves the reference {name}'s path at step {k}: {what} "
+                        f"(w = {shown}), the reference's is at {_pair(ref, ref)[1]}")
+        return _Parting(key, k, mine[-1], ref, sentence)
+    if len(ref_path) < len(mine) and ref_diverged is not None:
+        k = len(ref_path)
+        return _Parting(key, k, mine[k], None,
+                        f"your {key} leaves the reference {name}'s path at step {k}: the "
+                        f"reference diverges there (w or f not finite), yours is at "
+                        f"{_pair(mine[k], mine[k])[0]}")
+    return None
+
+
+def _pair(a, b):
+    """Two points as '(x, y)' strings, with as many digits as it takes to tell them apart."""
+    for digits in (4, 6, 9, 12, 17):
+        sa, sb = (f"({p[0]:.{digits}g}, {p[1]:.{digits}g})" for p in (a, b))
+        if sa != sb or np.array_equal(a, b):
+            return sa, sb
+    return sa, sb
+
+
+def _kind(value):
+    return f"{type(value).__name__} {value!r:.40}"
 
 
 def _build_controls(surf, surface, start, learning_rate, adaptive_lr, momentum, beta1, beta2,

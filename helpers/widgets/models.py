@@ -10,6 +10,12 @@ The explorer reads each model's table from ``_model_tables.py``, written from
 still equals the live summaries): the model menu then costs a redraw, neither torch nor a
 trace. ``model_summary`` computes the live summary (on the ``meta`` device: shapes only, no
 weights), cached.
+
+Compare with mine (``mine=dict(model=LeNet5())``, a torch ``nn.Module``, or a class or
+function that builds one): the student's model is traced on the selected model's input
+(``helpers.models.summary``, under a time limit), its layers with parameters are listed
+beside the reference's (output shape and parameter count each), ``mismatch()`` names the
+first layer where they differ, and the figure marks that layer's bar.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from matplotlib.ticker import (
 )
 
 from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+from helpers.widgets._mine import TIME_LIMIT, call_mine
 
 # Display name -> (builder name, keyword arguments, input shape (C, H, W)).
 MODELS = {
@@ -54,6 +61,7 @@ PAPER_PARAMS_RATIO = 12.0
 PAPER_COMPUTE_RATIO = 2.0
 
 _KIND_COLORS = {"Conv2d": OKABE_ITO[0], "Linear": OKABE_ITO[1], "block": OKABE_ITO[2]}
+MINE_COLOR = "#d62728"  # the band that marks the first layer where the student's model differs
 _FAMILY_COLORS = {"AlexNet": OKABE_ITO[1], "GoogLeNet": OKABE_ITO[2], "ResNet": OKABE_ITO[0],
                   "LeNet": OKABE_ITO[3]}
 
@@ -236,6 +244,13 @@ class ArchitectureExplorer(Explorer):
     scale : {"linear", "log"}
         Bar length scale. Linear shows where the bulk is (AlexNet's fc6); log shows the
         small layers too.
+    mine : dict or None
+        Compare with mine: ``dict(model=...)``, your torch ``nn.Module`` (or a class or
+        function that builds one with no arguments). Its layers with parameters (output
+        shape, parameter count) are listed beside the selected model's; ``mismatch()``
+        names the first that differs and the figure marks it.
+    mine_time_limit : float
+        Seconds your model may take to build and to run one input.
 
     Examples
     --------
@@ -246,13 +261,30 @@ class ArchitectureExplorer(Explorer):
     >>> ex.controls["view"].value = "compare"
     >>> ex.names[:3]
     ['AlexNet', 'AlexNet (2 towers)', 'GoogLeNet']
+    >>> from helpers.models import lenet5
+    >>> ArchitectureExplorer("LeNet-5", mine=dict(model=lenet5(pool="max"))).mismatch() is None
+    True
+    >>> ArchitectureExplorer("LeNet-5", mine=dict(model=lenet5(num_classes=9))).mismatch()[:40]
+    "your model's layer 5 with parameters, 'o"
     """
 
-    def __init__(self, model="AlexNet", view="layers", group="layer", scale="linear"):
+    MINE = {"model": "model: your torch nn.Module (or a class that builds it), e.g. LeNet5()"}
+
+    def __init__(self, model="AlexNet", view="layers", group="layer", scale="linear",
+                 mine=None, mine_time_limit=TIME_LIMIT):
         model = canonical_name(model)
         _check_option(view, "view", VIEWS)
         _check_option(group, "group", GROUPS)
         _check_option(scale, "scale", SCALES)
+        self._set_mine(mine)
+        if self.mine:
+            from helpers._validation import check_float
+
+            self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                               min_value=1e-3, max_value=600.0)
+            self._mine_model = None  # built on first use (a class or builder is called once)
+            self._mine_summaries = {}  # input shape -> (Summary or None, problem or None)
+        self.mine_layer = None  # the bar index marked (the first differing layer), or None
         self.controls = {
             "model": w.Dropdown(options=list(MODELS), value=model, description="model"),
             "view": w.ToggleButtons(options=VIEWS, value=view, description="view"),
@@ -300,6 +332,8 @@ class ArchitectureExplorer(Explorer):
             s = self._table
             self.names, self.kinds, self.param_bars, self.mac_bars = bars(s, c["group"].value)
             self.table.value = s._repr_html_()
+            if self.mine:
+                self.table.value = self._mine_html_table() + self.table.value
         self._draw()
 
     def describe(self):
@@ -389,7 +423,147 @@ class ArchitectureExplorer(Explorer):
             self.fig.suptitle(f"{name}, input {_fmt_chw(s.input_shape)}: where the "
                               f"parameters and the compute are", fontsize=11)
         self.status.value = f"<b>{html.escape(self.describe())}</b>"
+        if self.mine:
+            self._mark_mine(compare)
         self.redraw()
+
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when your model's layers with parameters have the selected model's
+        output shapes and parameter counts, one for one; else one sentence naming the first
+        layer that differs (both shapes and counts), or what went wrong with your model."""
+        if not self.mine:
+            return None
+        return self._mine_parting()[1]
+
+    def mine_rows(self):
+        """Your model's layers with parameters (name, kind, output_shape, params), or None
+        when it could not be traced (``mine_problem`` says why)."""
+        summary, _ = self._mine_summary()
+        return None if summary is None else _weighted(summary.rows)
+
+    def _mine_summary(self):
+        """The student's model traced on the selected model's input, cached per input."""
+        shape = self._table.input_shape
+        if shape not in self._mine_summaries:
+            self._mine_summaries[shape] = self._trace_mine(shape)
+        return self._mine_summaries[shape]
+
+    def _trace_mine(self, shape):
+        import torch
+
+        model = self._mine_model
+        if model is None:
+            given = self.mine["model"]
+            if isinstance(given, torch.nn.Module):
+                model = given
+            else:  # a class or a function that builds the model
+                res = call_mine("model", given, time_limit=self.mine_time_limit)
+                if not res.ok:
+                    return None, res.message.replace("your model raised",
+                                                     "building your model raised")
+                if not isinstance(res.value, torch.nn.Module):
+                    return None, (f"your model builder returned {type(res.value).__name__}, "
+                                  f"not a torch nn.Module")
+                model = res.value
+            self._mine_model = model
+        res = call_mine("model", _summarise, model, shape, time_limit=self.mine_time_limit)
+        if res.ok:
+            return res.value, None
+        first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        if first is not None and first.in_channels != shape[0]:
+            return None, (f"your model's first conv takes {first.in_channels} input "
+                          f"channels, but {self.controls['model'].value}'s input is "
+                          f"{_fmt_chw(shape)} ({shape[0]} channel{'s' * (shape[0] != 1)}): "
+                          f"build it with in_channels={shape[0]}")
+        return None, res.message.replace(": the explorer shows", f" (on a {_fmt_chw(shape)} "
+                                         "input): the explorer shows")
+
+    def _mine_parting(self):
+        """(index into the reference's layers with parameters or None, sentence or None)."""
+        summary, problem = self._mine_summary()
+        if summary is None:
+            return None, problem
+        name = self.controls["model"].value
+        ref, mine = _weighted(self._table.rows), _weighted(summary.rows)
+        for i, (r, m) in enumerate(zip(ref, mine)):
+            if r.output_shape != m.output_shape or r.params != m.params:
+                return i, (f"your model's layer {i + 1} with parameters, {m.name!r} "
+                           f"({m.kind}), gives output {_fmt_shape(m.output_shape)} with "
+                           f"{m.params:,} parameters; {name}'s {r.name!r} ({r.kind}) gives "
+                           f"{_fmt_shape(r.output_shape)} with {r.params:,}")
+        if len(mine) < len(ref):
+            r, i = ref[len(mine)], len(mine)
+            return i, (f"your model has {len(mine)} layers with parameters, {name} has "
+                       f"{len(ref)}: its layer {i + 1}, {r.name!r} ({r.kind}, output "
+                       f"{_fmt_shape(r.output_shape)}, {r.params:,} parameters), is missing "
+                       f"from yours")
+        if len(mine) > len(ref):
+            m, i = mine[len(ref)], len(ref)
+            return i, (f"your model has {len(mine)} layers with parameters, {name} has "
+                       f"{len(ref)}: your layer {i + 1}, {m.name!r} ({m.kind}, output "
+                       f"{_fmt_shape(m.output_shape)}, {m.params:,} parameters), has no "
+                       f"counterpart")
+        return None, None
+
+    def _mark_mine(self, compare):
+        """Band across both bar charts at the first differing layer (its bar, or the bar of
+        its block, or the last bar if the layer has none); the sentence on the status line."""
+        index, sentence = self._mine_parting()
+        self._show_mine(sentence)
+        self.mine_layer = None
+        if compare or index is None or not self.names:
+            return
+        ref = _weighted(self._table.rows)
+        layer = ref[min(index, len(ref) - 1)].name
+        group = self.controls["group"].value
+        want = _block_of(layer) if group == "block" else layer
+        bar = len(self.names) - 1
+        if want in self.names:
+            bar = self.names.index(want)
+        else:  # a batch norm (no bar of its own): the bar of the layer before it
+            before = [r.name for r in ref[:index + 1]]
+            for name in reversed(before):
+                if name in self.names:
+                    bar = self.names.index(name)
+                    break
+        self.mine_layer = bar
+        for ax in (self.ax_params, self.ax_macs):
+            band = ax.axhspan(bar - 0.5, bar + 0.5, color=MINE_COLOR, alpha=0.22, lw=0,
+                              zorder=0.5)
+            self._artists.append(band)
+        self.mine_band = band
+        self._artists.append(self.ax_macs.text(
+            0.98, bar, "first difference with yours", ha="right", va="center", fontsize=8,
+            color=MINE_COLOR, transform=self.ax_macs.get_yaxis_transform(),
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0}))
+
+    def _mine_html_table(self):
+        """The reference's and the student's layers with parameters, side by side."""
+        summary, problem = self._mine_summary()
+        if summary is None:
+            return f"<p><b>Your model</b>: {html.escape(problem)}</p>"
+        index, _ = self._mine_parting()
+        ref, mine = _weighted(self._table.rows), _weighted(summary.rows)
+        head = "".join(f"<th>{h}</th>" for h in (
+            "#", "layer", "output shape", "params", "your layer", "your output shape",
+            "your params"))
+        body = []
+        for i in range(max(len(ref), len(mine))):
+            cells = [str(i + 1)]
+            for rows in (ref, mine):
+                if i < len(rows):
+                    r = rows[i]
+                    cells += [html.escape(r.name), _fmt_shape(r.output_shape), f"{r.params:,}"]
+                else:
+                    cells += ["", "", ""]
+            style = f" style='background:{MINE_COLOR}33'" if i == index else ""
+            body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        verdict = ("the same, layer for layer" if index is None else
+                   f"they part at layer {index + 1} (highlighted)")
+        return (f"<p><b>Your model beside {html.escape(self.controls['model'].value)}</b> "
+                f"(layers with parameters): {verdict}</p><table><thead><tr>{head}</tr>"
+                f"</thead><tbody>{''.join(body)}</tbody></table>")
 
     def _compare_title(self):
         r = googlenet_vs_alexnet()["two_tower"]
@@ -426,6 +600,29 @@ def _human(n):
         if n >= scale:
             return f"{n / scale:.2f}{unit}"
     return f"{int(n)}"
+
+
+def _weighted(rows):
+    """The rows of layers that hold parameters (conv, linear, batch norm): what a student's
+    model is compared on (its activations and pooling may be functions, not modules)."""
+    return [r for r in rows if r.params > 0]
+
+
+def _summarise(model, shape):
+    """``helpers.models.summary``, but a forward pass that fails raises the model's own
+    error (with its line in the student's cell), not summary's ValueError around it."""
+    from helpers.models import summary
+
+    try:
+        return summary(model, shape)
+    except ValueError as exc:
+        if exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _fmt_chw(shape):

@@ -570,14 +570,15 @@ class OptimizerRace(Explorer):
             (self.mine_loss_lines[key],) = al.plot([], [], "--", color=color, lw=1.6,
                                                    label=f"your {key}", animated=True,
                                                    dashes=(3, 2))
-        # where the first of the student's paths leaves the reference's: both points ringed
-        # on the contours, the step as a vertical line on the loss plot
-        (self.mine_mark,) = ax.plot([], [], "o", ms=13, mfc="none", mec=MINE_COLOR, mew=2.2,
-                                    zorder=6, animated=True, visible=False,
-                                    label="paths part")
-        self.mine_step_line = al.axvline(0, color=MINE_COLOR, lw=1.2, ls=":", animated=True,
-                                         visible=False)
-        self.mine_parting = None  # the _Parting shown, or None
+        self.mine_mark = self.mine_step_line = self.mine_parting = None
+        if self.mine:
+            # where the first of the student's paths leaves the reference's: both points
+            # ringed on the contours, the step as a vertical line on the loss plot
+            (self.mine_mark,) = ax.plot([], [], "o", ms=13, mfc="none", mec=MINE_COLOR,
+                                        mew=2.2, zorder=6, animated=True, visible=False,
+                                        label="paths part")
+            self.mine_step_line = al.axvline(0, color=MINE_COLOR, lw=1.2, ls=":",
+                                             animated=True, visible=False)
         self._show_selected_silently()
 
     def _legend(self):

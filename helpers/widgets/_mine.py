@@ -86,8 +86,9 @@ def call_mine(name, fn, *args, time_limit=TIME_LIMIT, **kwargs) -> MineResult:
                           seconds=time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - any student error becomes one sentence
         where = _student_line(exc)
-        return MineResult(False, message=f"your {name} raised {type(exc).__name__}: "
-                          f"{str(exc)[:160]}{where}: the explorer shows the reference only",
+        said = f": {str(exc)[:160]}" if str(exc) else ""  # NotImplementedError() says nothing
+        return MineResult(False, message=f"your {name} raised {type(exc).__name__}"
+                          f"{said}{where}: the explorer shows the reference only",
                           seconds=time.perf_counter() - start)
     finally:
         if alarm:

@@ -21,10 +21,17 @@ are hatched in red.
 The numbers are small integers (inputs 1..9, weights -1/0/1, biases -2..2) so that a room can
 check a dot product by eye. Inputs come from ``seed``; changing S or P keeps them, so only the
 arithmetic changes.
+
+Compare with mine (``mine=dict(conv2d_forward=..., conv_output_size=...)``): the student's
+functions from the notebook run on the same numbers; :meth:`ConvExplorer.mismatch` names the
+first output cell (filter, row, column) whose value differs, with both values, or the output
+size the student's formula gives against the reference's; the output panel outlines the
+cells of the shown activation map that differ.
 """
 
 from __future__ import annotations
 
+import numbers
 import textwrap
 
 import ipywidgets as w
@@ -34,9 +41,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon, Rectangle
 
-from helpers._validation import check_int
+from helpers._validation import check_float, check_int
 from helpers.conv import conv2d, output_size
 from helpers.widgets._base import OKABE_ITO, Explorer, NumberGrid, fixed_titles, new_figure
+from helpers.widgets._mine import TIME_LIMIT, as_array, call_mine, first_difference, fmt
 
 # Ranges of the sliders (the constructor accepts the same ranges).
 LIMITS = {"N": (1, 32), "F": (1, 11), "S": (1, 6), "P": (0, 5), "D": (1, 4), "K": (1, 8)}
@@ -49,6 +57,7 @@ VOLUME_COLOR = "#d4d4d4"
 POS_COLOR, NEG_COLOR = "#E69F00", "#0072B2"
 DEPTH_STEP = np.array([0.42, 0.3])  # oblique projection: one depth slice moves up and right
 PLAY_INTERVAL_MS = 700
+MINE_COLOR = "#d62728"  # outlines the output cells where the student's conv2d_forward differs
 FIGSIZE = (8.2, 6.6)  # inches at 100 dpi: 820 px wide, inside a 1280-px JupyterLab's output
 
 
@@ -78,6 +87,13 @@ class ConvExplorer(Explorer):
         Which depth slice of the input (and of the filter) the number panels show, 0..D-1.
     seed : int
         Seed of the input numbers and of the filter weights.
+    mine : dict or None
+        Compare with mine: your functions from the notebook, any of ``conv2d_forward(x, w,
+        b, stride=1, pad=0)`` and ``conv_output_size(N, F, S=1, P=0)``, run on the
+        explorer's current numbers; :meth:`mismatch` names the first place they part from
+        the reference and the output panel outlines the cells that differ.
+    mine_time_limit : float
+        Seconds one call of your function may take before it is stopped.
 
     Attributes
     ----------
@@ -101,10 +117,17 @@ class ConvExplorer(Explorer):
     (True, (1, 1, 2, 2))
     >>> ex.error.split(":")[0]
     '(7 - 3 + 2*0)/3 + 1 = 2.33 is not an integer'
+    >>> floors = lambda N, F, S=1, P=0: (N - F + 2 * P) // S + 1   # torch's formula
+    >>> ConvExplorer(N=7, F=3, S=3, P=0, mine=dict(conv_output_size=floors)).mismatch()[:47]
+    'your conv_output_size(7, 3, 3, 0) returned 2, b'
     """
 
+    MINE = {"conv2d_forward": "conv2d_forward(x, w, b, stride=1, pad=0) -> (N, K, H', W')",
+            "conv_output_size": "conv_output_size(N, F, S=1, P=0) -> int, ValueError when "
+                                "the filter doesn't fit"}
+
     def __init__(self, N=7, F=3, S=2, P=0, D=3, K=2, *, position=0, filter=0, channel=0,
-                 seed=0):
+                 seed=0, mine=None, mine_time_limit=TIME_LIMIT):
         sizes = {name: check_int(value, name, min_value=lo, max_value=hi)
                  for (name, (lo, hi)), value in zip(LIMITS.items(), (N, F, S, P, D, K))}
         filter = check_int(filter, "filter", min_value=0, max_value=sizes["K"] - 1)
@@ -112,6 +135,11 @@ class ConvExplorer(Explorer):
         seed = check_int(seed, "seed", min_value=0)
         if position is not None:
             position = check_int(position, "position", min_value=0)
+        self._set_mine(mine)
+        self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                           min_value=1e-3, max_value=60.0)
+        self.mine_out = self.mine_cells = None
+        self._mismatch = None
         self._busy = True  # no redraws while the controls are being built
         names = {"N": "input N", "F": "filter F", "S": "stride S", "P": "padding P",
                  "D": "depth D", "K": "filters K"}
@@ -170,6 +198,11 @@ class ConvExplorer(Explorer):
         self.cell_rect = self.ax_out.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, lw=3,
                                                          zorder=5))
         self._setup_depth_axes()
+        self.mine_marks = None
+        if self.mine:  # outlines of the output cells where the student's output differs
+            self.mine_marks = self.ax_out.add_collection(PolyCollection(
+                [], facecolors="none", edgecolors=MINE_COLOR, linewidths=2.5, zorder=4.5,
+                animated=True))
         self._track_background()
         c = self.controls
         rows = [
@@ -220,6 +253,89 @@ class ConvExplorer(Explorer):
                  if self.out is not None else "doesn't fit")
         return (f"N={p['N']}, F={p['F']}, S={p['S']}, P={p['P']}, D={p['D']}, K={p['K']}: "
                 f"{shape}, position {self.position + 1} of {self.n_positions}")
+
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when your functions (``mine=``) agree with the reference on the current
+        N, F, S, P and numbers; else one sentence: the output size your conv_output_size
+        gives against the reference's, or the first output cell (filter, row, column) where
+        your conv2d_forward differs, with both values, or what went wrong calling yours.
+        conv2d_forward is compared where the filter fits (the exercise's cases)."""
+        return self._mismatch if self.mine else None
+
+    def _compare_mine(self):
+        """Run the student's functions on the current state; keep the first sentence."""
+        p = self._params()
+        N, F, S, P = p["N"], p["F"], p["S"], p["P"]
+        self.mine_out = self.mine_bad = None
+        self._show_mine(None)
+        sentences = []
+        if "conv_output_size" in self.mine:
+            sentences.append(self._compare_output_size(N, F, S, P))
+        if "conv2d_forward" in self.mine and self.out is not None:
+            sentences.append(self._compare_forward(N, F, S, P))
+        self._mismatch = next((s for s in sentences if s), None)
+        self._show_mine(self._mismatch)
+
+    def _compare_output_size(self, N, F, S, P):
+        res = call_mine("conv_output_size", _refusing(self.mine["conv_output_size"]),
+                        N, F, S, P, time_limit=self.mine_time_limit)
+        if not res.ok:
+            return res.message
+        refused, got = res.value
+        call = f"your conv_output_size({N}, {F}, {S}, {P})"
+        formula = f"(N - F + 2P)/S + 1 = ({N} - {F} + 2*{P})/{S} + 1"
+        if refused:
+            if self.error is not None:
+                return None
+            return (f"{call} raised ValueError ({got[:100]}), but the filter fits: "
+                    f"{formula} = {self.out.shape[2]}")
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            return f"{call} returned {type(got).__name__} {got!r:.40}, not a number"
+        if self.error is not None:
+            return (f"{call} returned {fmt(got)}, but the filter doesn't fit and the "
+                    f"reference raises ValueError: {self.error}")
+        want = self.out.shape[2]
+        if got != want:
+            return f"{call} returned {fmt(got)}; the reference's {formula} = {want}"
+        return None
+
+    def _compare_forward(self, N, F, S, P):
+        # copies: a function that writes into its input must not change the explorer's
+        res = self._call_mine("conv2d_forward", self.x.copy(), self.w.copy(), self.b.copy(),
+                              S, P, time_limit=self.mine_time_limit)
+        if not res.ok:
+            return res.message
+        got, problem = as_array("conv2d_forward", res.value, self.out.shape)
+        if problem:
+            return problem
+        try:
+            got = got.astype(float)
+        except (TypeError, ValueError):
+            return f"your conv2d_forward returned {got.dtype} values, not numbers"
+        self.mine_out = got
+        self.mine_bad = ~np.isclose(got[0], self.out[0], rtol=1e-6, atol=1e-8,
+                                    equal_nan=True)
+        diff = first_difference(got[0], self.out[0])
+        if diff is None:
+            return None
+        (k, i, j), yours, ref = diff
+        return (f"your conv2d_forward parts from the reference first at filter {k}, row {i}, "
+                f"column {j} of the output (N={N}, F={F}, S={S}, P={P}): yours {fmt(yours)}, "
+                f"the reference's {fmt(ref)} ({int(self.mine_bad.sum())} of "
+                f"{self.mine_bad.size} output numbers differ)")
+
+    def _mark_mine(self, k):
+        """Outline the cells of activation map ``k`` where the student's output differs;
+        True when there are any."""
+        if self.mine_marks is None or self.mine_out is None or self.out is None:
+            return False
+        self.mine_cells = np.argwhere(self.mine_bad[k])  # (row, column) pairs
+        inset = 0.42
+        self.mine_marks.set_verts([[(j - inset, i - inset), (j + inset, i - inset),
+                                    (j + inset, i + inset), (j - inset, i + inset)]
+                                   for i, j in self.mine_cells])
+        return len(self.mine_cells) > 0
 
     # ------------------------------------------------------------------ static path
     @classmethod
@@ -272,6 +388,8 @@ class ConvExplorer(Explorer):
         try:
             p = self._params()
             self._compute()
+            if self.mine:
+                self._compare_mine()
             for name, count in (("filter", p["K"]), ("channel", p["D"])):
                 control = self.controls[name]
                 keep = min(control.value, count - 1)
@@ -403,6 +521,9 @@ class ConvExplorer(Explorer):
         grid = self.out if self.out is not None else self.floor_out
         self.out_image = None
         self.out_xy, self.out_strings = np.empty((0, 2)), []
+        if self.mine_marks is not None:
+            self.mine_cells = np.empty((0, 2), int)
+            self.mine_marks.set_verts([])
         if grid is None:
             rows = cols = 1
             self._artists.append(ax.text(0, 0, "no output:\nthe filter is larger\nthan the "
@@ -422,8 +543,10 @@ class ConvExplorer(Explorer):
                 self.out_size = _font_size(self.fig, ax, max(rows, cols, 4), self.out_map)
                 self.out_color = "black" if self.out is not None else "#8a8a8a"
             if self.out is not None:
-                ax.set_title(f"activation map {k} of K={p['K']}: {rows}x{cols}", fontsize=10,
-                             color="black")
+                marked = self._mark_mine(k)
+                ax.set_title(f"activation map {k} of K={p['K']}: {rows}x{cols}"
+                             + ("\nred outline: yours differs" if marked else ""),
+                             fontsize=10, color="black")
             else:
                 ax.set_title(f"doesn't fit: no output\n(torch would floor to {rows}x{cols},"
                              " shown in grey)", fontsize=10, color=ERROR_COLOR)
@@ -495,8 +618,12 @@ class ConvExplorer(Explorer):
             sums = " + ".join(f"({t:g})" for t in terms)
             how = ("window · filter" if p["D"] == 1 else
                    f"a window · filter dot product per depth slice (D={p['D']}), summed")
+            yours = ""
+            if self.mine_out is not None and self.mine_bad[k, i, j]:
+                yours = f"   (your conv2d_forward: {fmt(self.mine_out[0, k, i, j])})"
             self.detail_text.set_text(
-                f"out[filter {k}][i={i}, j={j}] = {sums} + bias ({self.b[k]:g}) = {value:g}\n"
+                f"out[filter {k}][i={i}, j={j}] = {sums} + bias ({self.b[k]:g}) = {value:g}"
+                f"{yours}\n"
                 f"{how}; window: rows {top}..{top + p['F'] - 1}, columns "
                 f"{left}..{left + p['F'] - 1} of the padded input")
         self.status.value = self._status_html()
@@ -519,6 +646,8 @@ class ConvExplorer(Explorer):
         if self.out_image is not None:
             # the image is drawn over the axes frame, so the frame is drawn again after it
             artists += [self.out_image, self.out_lines, *self.ax_out.spines.values()]
+        if self.mine_marks is not None:
+            artists.append(self.mine_marks)
         return sorted(artists, key=lambda a: a.get_zorder())  # the order of a full draw
 
     def _show(self, full):
@@ -738,6 +867,18 @@ def _font_size(fig, ax, cells, values):
     side = min(box.width * fig.get_figwidth(), box.height * fig.get_figheight()) * 72
     chars = max(len(f"{v:g}") for v in np.ravel(values))
     return float(np.clip(side / cells / max(chars, 2) * 1.2, 5, 12))
+
+
+def _refusing(fn):
+    """``fn`` (the student's conv_output_size) with its ValueError turned into a value, so
+    that refusing a filter that doesn't fit is an answer, not a failure: (refused, value or
+    message)."""
+    def call(*args):
+        try:
+            return False, fn(*args)
+        except ValueError as exc:
+            return True, str(exc)
+    return call
 
 
 def _wrap(text, width=110):

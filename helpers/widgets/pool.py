@@ -17,6 +17,12 @@ Two kinds of input, one figure of three panels:
 Every number comes from :mod:`helpers.pool` (the output, and the position of the maximum
 that gets the gradient: :func:`helpers.pool.max_pool2d_backward` of a one-hot ``dout``);
 the widget never pools by itself.
+
+Compare with mine (``mine=dict(max_pool_forward=..., avg_pool_forward=...)``): the
+student's function for the current mode runs on the same input, F and S;
+:meth:`PoolExplorer.mismatch` names the first output cell (row, column) where it differs,
+with both values, and the output panel outlines the cells that differ (on a photo, both
+given functions are compared and the first differing pixel is ringed).
 """
 
 from __future__ import annotations
@@ -27,15 +33,16 @@ from functools import lru_cache
 
 import ipywidgets as w
 import numpy as np
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
-from helpers._validation import check_choice, check_int
+from helpers._validation import check_choice, check_float, check_int
 from helpers.conv import output_size
 from helpers.data import sample_image
 from helpers.pool import avg_pool2d, max_pool2d, max_pool2d_backward
 from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
+from helpers.widgets._mine import TIME_LIMIT, as_array, first_difference, fmt
 
 SLIDE_EXAMPLE = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=float)
 GRIDS = ("slide", "random")
@@ -51,6 +58,7 @@ WINDOW_COLOR = OKABE_ITO[0]  # blue: the current window
 SELECTED_COLOR = OKABE_ITO[1]  # orange: the element max pooling keeps
 MISFIT_COLOR = OKABE_ITO[5]  # vermillion: doesn't fit
 CELL_CMAP = "Blues"
+MINE_COLOR = "#d62728"  # outlines the output cells where the student's function differs
 
 
 class PoolExplorer(Explorer):
@@ -73,6 +81,13 @@ class PoolExplorer(Explorer):
         Window number in row-major order, 0 .. W2*H2 - 1 (grids only).
     seed : int
         Seed of the "random" grid.
+    mine : dict or None
+        Compare with mine: your functions from the notebook, any of ``max_pool_forward(x,
+        F, S)`` and ``avg_pool_forward(x, F, S)`` (x: (N, C, H, W)), run by the current
+        mode on the current input where the window fits; :meth:`mismatch` names the first
+        output cell where yours differs and the output panel outlines the cells that do.
+    mine_time_limit : float
+        Seconds one call of your function may take before it is stopped.
 
     Examples
     --------
@@ -85,9 +100,16 @@ class PoolExplorer(Explorer):
     >>> ex.controls["F"].value = 3              # (4 - 3)/2 + 1 = 1.5
     >>> ex.fits, ex.out is None
     (False, True)
+    >>> by_F = lambda x, F, S: x.reshape(1, 1, 2, 2, 2, 2).sum(axis=(3, 5)) / F  # not F*F
+    >>> PoolExplorer(mode="avg", mine=dict(avg_pool_forward=by_F)).mismatch()[:76]
+    'your avg_pool_forward parts from the reference first at row 0, column 0 of t'
     """
 
-    def __init__(self, data="slide", W1=4, F=2, S=2, mode="max", position=0, seed=0):
+    MINE = {"max_pool_forward": "max_pool_forward(x, F, S) -> (N, C, H2, W2)",
+            "avg_pool_forward": "avg_pool_forward(x, F, S) -> (N, C, H2, W2)"}
+
+    def __init__(self, data="slide", W1=4, F=2, S=2, mode="max", position=0, seed=0, *,
+                 mine=None, mine_time_limit=TIME_LIMIT):
         data = check_choice(data, "data", DATA)
         mode = check_choice(mode, "mode", MODES)
         W1 = check_int(W1, "W1", min_value=W1_RANGE[0], max_value=W1_RANGE[1])
@@ -95,6 +117,13 @@ class PoolExplorer(Explorer):
         S = check_int(S, "S", min_value=1, max_value=MAX_S)
         position = check_int(position, "position", min_value=0)
         seed = check_int(seed, "seed", min_value=0)
+        self._set_mine(mine)
+        self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                           min_value=1e-3, max_value=60.0)
+        self._mismatch = None
+        self.mine_bad = None  # {"max"/"avg": boolean (H2, W2) of the cells that differ}
+        self.mine_cells = None
+        self._first = {}  # mode -> (row, column) of the first differing output cell
         narrow = w.Layout(width="230px")
         self.controls = {
             "data": w.Dropdown(options=DATA, value=data, description="input",
@@ -133,6 +162,7 @@ class PoolExplorer(Explorer):
                                          wspace=0.32)
         self.fig.subplots_adjust(top=0.84, bottom=0.13, left=0.07, right=0.99)
         self._setup_axes()
+        self._setup_mine()
         rows = [  # stepping first: it is what a presenter presses most
             [*self.buttons.values(), c["position"]],
             [c["data"], c["mode"], c["seed"]],
@@ -259,6 +289,8 @@ class PoolExplorer(Explorer):
         if not keep_position:
             pos.value = 0
         self._quiet = False
+        if self.mine:
+            self._compare_mine()
         if draw:
             self._draw(fast=fast)
 
@@ -285,6 +317,88 @@ class PoolExplorer(Explorer):
         dx = max_pool2d_backward(dout, self.x[None, None], F, S)[0, 0]
         r, q = (int(v) for v in np.argwhere(dx)[0])
         return (i, j), (i * S, j * S), (r, q)
+
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when your function for the current mode (``mine=``) agrees with the
+        reference on the current input, F and S (or there is nothing to compare: the window
+        doesn't fit, or you gave no function for this mode); else one sentence: the first
+        output cell (row, column) where yours differs, with both values, or what went wrong
+        calling yours. On a photo, both given functions are compared."""
+        return self._mismatch if self.mine else None
+
+    def _setup_mine(self):
+        if not self.mine:
+            return
+        self.mine_marks = self.axes[1].add_collection(PolyCollection(
+            [], facecolors="none", edgecolors=MINE_COLOR, linewidths=3, zorder=3.9,
+            animated=True))
+        self.mine_rings = {}  # photos: the first differing pixel, per pooled panel
+        for k, mode in ((1, "max"), (2, "avg")):
+            (self.mine_rings[mode],) = self.axes[k].plot(
+                [], [], "o", ms=16, mfc="none", mec=MINE_COLOR, mew=2.5, zorder=5, clip_on=False,
+                animated=True, visible=False)
+
+    def _compare_mine(self):
+        """Run the student's function(s) on the current state; keep the first sentence."""
+        self.mine_bad, self._mismatch, self._first = {}, None, {}
+        self._show_mine(None)
+        if not self.fits:  # nothing to compare: no output (grid) or torch's floor (photo)
+            return
+        modes = MODES if self.is_photo else (self.controls["mode"].value,)
+        for mode in modes:
+            name = f"{mode}_pool_forward"
+            if name in self.mine:
+                sentence = self._compare_one(mode, name)
+                self._mismatch = self._mismatch or sentence
+        self._show_mine(self._mismatch)
+
+    def _compare_one(self, mode, name):
+        c = self.controls
+        F, S = c["F"].value, c["S"].value
+        ref = self.max_out if mode == "max" else self.avg_out
+        # a copy: a function that writes into its input must not change the explorer's
+        res = self._call_mine(name, self.x[None, None].copy(), F, S,
+                              time_limit=self.mine_time_limit)
+        if not res.ok:
+            return res.message
+        got, problem = as_array(name, res.value, (1, 1, *ref.shape))
+        if problem:
+            return problem
+        try:
+            got = got[0, 0].astype(float)
+        except (TypeError, ValueError):
+            return f"your {name} returned {got.dtype} values, not numbers"
+        bad = ~np.isclose(got, ref, rtol=1e-6, atol=1e-8, equal_nan=True)
+        self.mine_bad[mode] = bad
+        diff = first_difference(got, ref)
+        if diff is None:
+            return None
+        (i, j), yours, theirs = diff
+        self._first[mode] = (i, j)
+        where = f"the pooled {c['data'].value} photo" if self.is_photo else "the output"
+        return (f"your {name} parts from the reference first at row {i}, column {j} of "
+                f"{where} (F={F}, S={S}): yours {fmt(yours)}, the reference's "
+                f"{fmt(theirs)} ({int(bad.sum())} of {bad.size} output numbers differ)")
+
+    def _mark_mine(self, mode):
+        """Grid view: outline the output cells where the student's ``mode`` pooling differs
+        (True when there are any); photos and misfits (``mode`` None): ring the first
+        differing pixel of each pooled panel."""
+        if not self.mine:
+            return False
+        bad = (self.mine_bad or {}).get(mode) if mode else None
+        self.mine_cells = np.empty((0, 2), int) if bad is None else np.argwhere(bad)
+        inset = 0.42
+        self.mine_marks.set_verts([[(j - inset, i - inset), (j + inset, i - inset),
+                                    (j + inset, i + inset), (j - inset, i + inset)]
+                                   for i, j in self.mine_cells])
+        self.mine_marks.set_visible(len(self.mine_cells) > 0)
+        for key, ring in self.mine_rings.items():
+            first = self._first.get(key) if self.is_photo and self.fits else None
+            ring.set_data([first[1]] if first else [], [first[0]] if first else [])
+            ring.set_visible(first is not None)
+        return len(self.mine_cells) > 0
 
     # ------------------------------------------------------------------ drawing
     def _setup_axes(self):
@@ -357,6 +471,9 @@ class PoolExplorer(Explorer):
         artists = [self.sel_patch, self.sel_text, self.win_patch, self.images[1],
                    self.cell_lines[1], *self.axes[1].spines.values(), *self.out_texts,
                    self.cur_patch, self.math_text, self.axes[1].title]
+        if self.mine:
+            artists[-3:-3] = [self.mine_marks]  # over the numbers, under the current cell
+            artists += list(self.mine_rings.values())
         return [a for a in artists if a.get_visible()]
 
     def _draw_grid(self):
@@ -403,7 +520,9 @@ class PoolExplorer(Explorer):
             self.cur_patch.set_bounds(j - 0.5, i - 0.5, 1, 1)
             self.cur_patch.set_visible(True)
             self.nofit_text.set_text("")
-            ax_out.set_title(f"{mode} pool F={F}, S={S} -> {self.H2}x{self.W2}", y=1.0)
+            marked = self._mark_mine(mode)
+            ax_out.set_title(f"{mode} pool F={F}, S={S} -> {self.H2}x{self.W2}"
+                             + ("\nred outline: yours differs" if marked else ""), y=1.0)
             window = self.x[top:top + F, left:left + F]
             lines += ["D2 = D1 = 1", "parameters: 0", "",
                       f"window {p + 1} of {self.n_windows}: output[{i}, {j}]",
@@ -411,6 +530,7 @@ class PoolExplorer(Explorer):
             if mode == "max":
                 lines.append(f"(the max sits at input[{r}, {q}])")
         else:
+            self._mark_mine(None)
             formula += "  -> doesn't fit!"
             lines += ["", "-> doesn't fit!", *self._misfit_reason(F, S, W)]
             self._show_misfit(F, S, W)
@@ -514,6 +634,7 @@ class PoolExplorer(Explorer):
             patch.set_visible(False)
         self.nofit_text.set_text("")
         self.math_text.set_text("")
+        self._mark_mine(None)
         name = c["data"].value
         panels = [(self.x, f"{name}: {H}x{W} (grayscale)"),
                   (self.max_out, "max pool"), (self.avg_out, "avg pool")]

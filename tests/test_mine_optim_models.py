@@ -7,12 +7,15 @@ plausible mistakes come from helpers.checks.optim.MISTAKES and tests/units/."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 from torch import nn
 
 from helpers import optim
@@ -20,6 +23,12 @@ from helpers.checks.optim import MISTAKES
 from helpers.models import lenet5, resnet
 from helpers.surfaces import SURFACES
 from helpers.widgets import ArchitectureExplorer, OptimizerRace
+from helpers.widgets.models import MINE_COLOR
+
+_spec = importlib.util.spec_from_file_location("a11y", Path(__file__).with_name("a11y.py"))
+a11y = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(a11y)
+audit = a11y.audit  # issue 8's accessibility rules, as tests/test_accessibility.py applies them
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,7 +99,6 @@ def _first_parting(mine, ref):
 def _notebook_rules():
     """sgd, sgd_momentum, adam as written in the solutions notebook."""
     import json
-    from pathlib import Path
 
     nb = json.loads(Path(__file__).parents[1].joinpath(
         "solutions/05-optimisers/optimisers.ipynb").read_text())
@@ -170,6 +178,7 @@ def test_race_mistake_named_at_the_first_parting_step(surface, key, i):
         assert np.min(np.abs(ringed - point).max(axis=1)) < 1e-9 * max(1, np.abs(point).max())
     assert list(race.mine_step_line.get_xdata()) == [step, step]
     assert race.mine_problem == sentence  # the same sentence on the mine status line
+    assert audit(race.fig, "OptimizerRace with a parting") == []
     assert "your " + key in race.mine_status.value
 
 
@@ -250,6 +259,7 @@ def test_race_static_draws_the_students_path():
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "your sgd" in labels and "paths part" in labels
     assert not any(line.get_animated() for line in fig.axes[0].get_lines())
+    assert audit(fig, "OptimizerRace.static with mine") == []
 
 
 # ---------------------------------------------------------------- ArchitectureExplorer
@@ -359,11 +369,12 @@ def test_arch_mistake_named_at_the_first_differing_layer(model, reference, input
         assert ex.mine_layer == bar
     for ax in (ex.ax_params, ex.ax_macs):
         bands = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx(
-            (0xd6 / 255, 0x27 / 255, 0x28 / 255))]
+            to_rgb(MINE_COLOR))]
         assert len(bands) == 1
         ys = bands[0].get_patch_transform().transform(bands[0].get_path().vertices)[:, 1]
         assert (ys.min(), ys.max()) == (ex.mine_layer - 0.5, ex.mine_layer + 0.5)
-    assert "background:#d62728" in ex.table.value  # the table highlights the row too
+    assert f"background:{MINE_COLOR}" in ex.table.value  # the table highlights the row too
+    assert audit(ex.fig, "ArchitectureExplorer with a difference") == []
 
 
 def test_arch_extra_or_missing_layers_are_named():

@@ -61,7 +61,7 @@ PAPER_PARAMS_RATIO = 12.0
 PAPER_COMPUTE_RATIO = 2.0
 
 _KIND_COLORS = {"Conv2d": OKABE_ITO[0], "Linear": OKABE_ITO[1], "block": OKABE_ITO[2]}
-MINE_COLOR = "#d62728"  # the band that marks the first layer where the student's model differs
+MINE_COLOR = OKABE_ITO[5]  # vermillion (no bar has it): the band at the first differing layer
 _FAMILY_COLORS = {"AlexNet": OKABE_ITO[1], "GoogLeNet": OKABE_ITO[2], "ResNet": OKABE_ITO[0],
                   "LeNet": OKABE_ITO[3]}
 

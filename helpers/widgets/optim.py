@@ -59,7 +59,7 @@ RACE_CHUNK = 40  # steps computed ahead of the one shown (a few ms for all racer
 # mine=: the notebook's exercise name -> the racer it runs beside
 MINE_RULES = {"sgd": "SGD", "sgd_momentum": "Momentum", "adam": "Adam"}
 MINE_RTOL, MINE_ATOL = 1e-6, 1e-9  # a student's iterate equals the reference's within these
-MINE_COLOR = "#d62728"  # the ring that marks where the paths part
+MINE_COLOR = "black"  # the rings that mark where the paths part (no racer is black)
 
 # Rates that make each surface's race worth watching (the SGD family stays stable; the
 # adaptive methods get there or visibly struggle in the default number of steps).

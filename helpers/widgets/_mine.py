@@ -120,7 +120,7 @@ def as_array(name, value, shape=None, what="an array"):
         arr = np.asarray(value)
     except Exception:  # noqa: BLE001
         return None, f"your {name} returned {type(value).__name__}, not {what}"
-    if arr.dtype == object:
+    if arr.dtype == object or arr.dtype.kind in "USV":  # objects, strings, bytes
         return None, f"your {name} returned {type(value).__name__}, not {what} of numbers"
     if shape is not None and arr.shape != tuple(shape):
         return None, (f"your {name} returned shape {arr.shape}; the reference's is "

@@ -8,7 +8,9 @@ tests/units/03-convolution.py, tests/units/04-pooling.py and the checkers' tests
 
 from __future__ import annotations
 
+import importlib.util
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,11 @@ import torch
 import torch.nn.functional as tF
 
 from helpers.widgets import ConvExplorer, PoolExplorer
+
+_spec = importlib.util.spec_from_file_location("a11y", Path(__file__).with_name("a11y.py"))
+a11y = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(a11y)
+audit = a11y.audit  # issue 8's accessibility rules, as tests/test_accessibility.py applies them
 
 
 # ---------------------------------------------------------------------- references (torch)
@@ -148,6 +155,7 @@ def test_conv_forward_mistakes_name_the_first_cell_and_both_values(mistake, stat
         bad = ~np.isclose(theirs[0, shown], ref[0, shown])
         assert cell_centres(ex.mine_marks) == sorted(map(tuple, np.argwhere(bad).tolist()))
         assert ("yours differs" in ex.ax_out.get_title()) == bool(bad.any())
+    assert audit(ex.fig, "ConvExplorer with differing cells") == []
 
 
 def test_conv_detail_line_shows_the_students_number_at_a_differing_cell():
@@ -343,6 +351,7 @@ def test_pool_mistakes_name_the_first_cell_and_both_values(mode, key, mistake, c
     bad = ~np.isclose(theirs, ref)
     assert cell_centres(ex.mine_marks) == sorted(map(tuple, np.argwhere(bad).tolist()))
     assert "yours differs" in ex.axes[1].get_title()
+    assert audit(ex.fig, "PoolExplorer with differing cells") == []
     # the other mode has no function of its own here: nothing to compare, no marks
     ex.controls["mode"].value = "max" if mode == "avg" else "avg"
     assert ex.mismatch() is None and cell_centres(ex.mine_marks) == []
@@ -368,6 +377,7 @@ def test_pool_photo_rings_the_first_differing_pixel_of_each_panel():
     assert ring.get_visible() and ring.axes is ex.axes[2]
     assert ring.get_xydata().tolist() == [[j, i]]
     assert not ex.mine_rings["max"].get_visible()
+    assert audit(ex.fig, "PoolExplorer on a photo with a ring") == []
     ex.controls["data"].value = "slide"
     assert not ring.get_visible()
 

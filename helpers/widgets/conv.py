@@ -57,7 +57,8 @@ VOLUME_COLOR = "#d4d4d4"
 POS_COLOR, NEG_COLOR = "#E69F00", "#0072B2"
 DEPTH_STEP = np.array([0.42, 0.3])  # oblique projection: one depth slice moves up and right
 PLAY_INTERVAL_MS = 700
-MINE_COLOR = "#d62728"  # outlines the output cells where the student's conv2d_forward differs
+MINE_COLOR = "black"  # dashed outlines of the output cells where the student's output differs
+# (black: the cells are orange/blue, and vermillion already means "doesn't fit")
 FIGSIZE = (8.2, 6.6)  # inches at 100 dpi: 820 px wide, inside a 1280-px JupyterLab's output
 
 
@@ -201,7 +202,8 @@ class ConvExplorer(Explorer):
         self.mine_marks = None
         if self.mine:  # outlines of the output cells where the student's output differs
             self.mine_marks = self.ax_out.add_collection(PolyCollection(
-                [], facecolors="none", edgecolors=MINE_COLOR, linewidths=2.5, zorder=4.5,
+                [], facecolors="none", edgecolors=MINE_COLOR, linewidths=2.2, linestyles="--",
+                zorder=4.5,
                 animated=True))
         self._track_background()
         c = self.controls
@@ -545,7 +547,7 @@ class ConvExplorer(Explorer):
             if self.out is not None:
                 marked = self._mark_mine(k)
                 ax.set_title(f"activation map {k} of K={p['K']}: {rows}x{cols}"
-                             + ("\nred outline: yours differs" if marked else ""),
+                             + ("\ndashed: yours differs" if marked else ""),
                              fontsize=10, color="black")
             else:
                 ax.set_title(f"doesn't fit: no output\n(torch would floor to {rows}x{cols},"

@@ -58,7 +58,8 @@ WINDOW_COLOR = OKABE_ITO[0]  # blue: the current window
 SELECTED_COLOR = OKABE_ITO[1]  # orange: the element max pooling keeps
 MISFIT_COLOR = OKABE_ITO[5]  # vermillion: doesn't fit
 CELL_CMAP = "Blues"
-MINE_COLOR = "#d62728"  # outlines the output cells where the student's function differs
+MINE_COLOR = "black"  # dashed outlines of the output cells where the student's output differs
+RING_COLOR = OKABE_ITO[5]  # vermillion rings on the grayscale photos
 
 
 class PoolExplorer(Explorer):
@@ -331,12 +332,13 @@ class PoolExplorer(Explorer):
         if not self.mine:
             return
         self.mine_marks = self.axes[1].add_collection(PolyCollection(
-            [], facecolors="none", edgecolors=MINE_COLOR, linewidths=3, zorder=3.9,
+            [], facecolors="none", edgecolors=MINE_COLOR, linewidths=2.5, linestyles="--",
+            zorder=3.9,
             animated=True))
         self.mine_rings = {}  # photos: the first differing pixel, per pooled panel
         for k, mode in ((1, "max"), (2, "avg")):
             (self.mine_rings[mode],) = self.axes[k].plot(
-                [], [], "o", ms=16, mfc="none", mec=MINE_COLOR, mew=2.5, zorder=5, clip_on=False,
+                [], [], "o", ms=16, mfc="none", mec=RING_COLOR, mew=2.5, zorder=5, clip_on=False,
                 animated=True, visible=False)
 
     def _compare_mine(self):
@@ -522,7 +524,7 @@ class PoolExplorer(Explorer):
             self.nofit_text.set_text("")
             marked = self._mark_mine(mode)
             ax_out.set_title(f"{mode} pool F={F}, S={S} -> {self.H2}x{self.W2}"
-                             + ("\nred outline: yours differs" if marked else ""), y=1.0)
+                             + ("\ndashed: yours differs" if marked else ""), y=1.0)
             window = self.x[top:top + F, left:left + F]
             lines += ["D2 = D1 = 1", "parameters: 0", "",
                       f"window {p + 1} of {self.n_windows}: output[{i}, {j}]",

@@ -6,9 +6,11 @@ import ipywidgets as w
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from helpers.clustering import INITS, inertia, init_centers, kmeans_step
+from helpers._validation import check_float
+from helpers.clustering import INITS, inertia, init_centers, kmeans_step, update_centers
 from helpers.data import TOY_2D, toy_2d
 from helpers.widgets._base import OKABE_ITO, Explorer, cluster_colors, new_figure
+from helpers.widgets._mine import TIME_LIMIT, as_array, first_difference, fmt
 
 DATASETS = ("blobs", "moons", "smiley", "uniform", "anisotropic", "density_bars")
 INIT_CHOICES = (*INITS, "click")
@@ -25,6 +27,15 @@ class KMeansExplorer(Explorer):
     init : "k-means++", "random", "farthest" or "click" (click on the plot to place centers)
     n : number of points
     seed : seed for the data and the initialisation
+    mine : dict or None
+        Compare with mine: your functions from the notebook, any of ``assign_clusters(X,
+        centers) -> labels`` and ``update_centers(X, labels, k) -> centers``. Each Assign /
+        Update (and Run) then uses yours and compares it with the reference on the same
+        state; :meth:`mismatch` names the first iteration, point (both labels) or center
+        (both positions) where they part, the plot rings the points whose labels differ and
+        the reference's position of a center yours misplaced, and Run stops there.
+    mine_time_limit : float
+        Seconds one call of your function may take before it is stopped.
 
     Examples
     --------
@@ -34,9 +45,16 @@ class KMeansExplorer(Explorer):
     >>> ex.controls["k"].value = 4          # a slider move re-initialises and redraws
     >>> ex.centers.shape, ex.iteration
     ((4, 2), 0)
+    >>> far = lambda X, c: ((X[:, None] - c[None]) ** 2).sum(axis=2).argmax(axis=1)
+    >>> KMeansExplorer(mine=dict(assign_clusters=far)).mismatch()[:60]
+    'iteration 1, Assign: your assign_clusters parts from the ref'
     """
 
-    def __init__(self, dataset="blobs", k=3, init="k-means++", n=300, seed=0):
+    MINE = {"assign_clusters": "assign_clusters(X, centers) -> labels (n,)",
+            "update_centers": "update_centers(X, labels, k) -> centers (k, d)"}
+
+    def __init__(self, dataset="blobs", k=3, init="k-means++", n=300, seed=0, *, mine=None,
+                 mine_time_limit=TIME_LIMIT):
         if dataset not in TOY_2D:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
         if init not in INIT_CHOICES:
@@ -71,6 +89,10 @@ class KMeansExplorer(Explorer):
             [self.controls["dataset"], self.controls["k"], self.controls["init"]],
             [self.controls["n"], self.controls["seed"], *self.buttons.values()],
         ]
+        self._set_mine(mine)
+        self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                           min_value=1e-3, max_value=60.0)
+        self._setup_mine()
         self._finish(rows)
         if self.canvas_widget is not None:
             self.canvas_widget.mpl_connect("button_press_event", self._on_click)
@@ -81,31 +103,37 @@ class KMeansExplorer(Explorer):
         """Assign every point to its nearest center (first half of a Lloyd step)."""
         if not self._ready() or self.pending is not None:
             return
-        labels, new_centers = kmeans_step(self.X, self.centers)
-        self.labels, self.pending = labels, new_centers
-        self.inertias.append(inertia(self.X, self.centers, labels))
+        self._assign()
         self._draw()
 
     def update(self):
         """Move every center to the mean of its points (second half of a Lloyd step)."""
         if self.pending is None:
             return
-        moved = not np.allclose(self.pending, self.centers)
-        self.trail.append(self.pending.copy())
-        self.centers, self.pending = self.pending, None
-        self.iteration += 1
-        self.converged = not moved
+        self._update()
         self._draw()
 
     def run(self, max_steps=MAX_RUN_STEPS):
-        """Assign and update until the centers stop moving (or ``max_steps``), then draw."""
+        """Assign and update until the centers stop moving (or ``max_steps``), then draw.
+
+        With ``mine=``, Run also stops at the step where your functions first part from the
+        reference, so that the plot shows that step."""
         if not self._ready():
             return
         for _ in range(max_steps):
             if self.pending is None:
-                labels, self.pending = kmeans_step(self.X, self.centers)
-                self.labels = labels
-                self.inertias.append(inertia(self.X, self.centers, labels))
+                if self.mine:
+                    if self._assign():
+                        break
+                else:
+                    labels, self.pending = kmeans_step(self.X, self.centers)
+                    self.labels = labels
+                    self.inertias.append(inertia(self.X, self.centers, labels))
+            if self.mine:
+                parted = self._update()
+                if parted or self.converged:
+                    break
+                continue
             moved = not np.allclose(self.pending, self.centers)
             self.trail.append(self.pending.copy())
             self.centers, self.pending = self.pending, None
@@ -114,6 +142,38 @@ class KMeansExplorer(Explorer):
                 self.converged = True
                 break
         self._draw()
+
+    def _assign(self):
+        """The Assign step without drawing; True when it is where mine= first parts."""
+        labels, new_centers = kmeans_step(self.X, self.centers)
+        parted = False
+        if "assign_clusters" in self.mine:
+            got, sentence = self._mine_labels(labels)
+            parted = self._record(sentence)
+            if got is not None:  # your labels drive the explorer from here on
+                labels = got
+                new_centers = _relocated(self.X, labels, self.centers)
+        self.labels, self.pending = labels, new_centers
+        self.inertias.append(inertia(self.X, self.centers, labels))
+        return parted
+
+    def _update(self):
+        """The Update step without drawing; True when it is where mine= first parts."""
+        new = self.pending
+        parted = False
+        if "update_centers" in self.mine:
+            got, sentence = self._mine_centers(new)
+            parted = self._record(sentence)
+            if got is not None:
+                new = got
+        elif self.mine:
+            self.mine_centers = np.empty((0, 2))
+        moved = not np.allclose(new, self.centers)
+        self.trail.append(new.copy())
+        self.centers, self.pending = new, None
+        self.iteration += 1
+        self.converged = not moved
+        return parted
 
     def reset(self):
         """New initial centers for the current data, k and init; iteration 0."""
@@ -129,12 +189,143 @@ class KMeansExplorer(Explorer):
         self.converged = False
         self.inertias = []
         self.trail = [self.centers.copy()]
+        self._reset_mine()
         self._draw()
 
     def describe(self):
         c = self.controls
         return (f"dataset={c['dataset'].value}, k={c['k'].value}, init={c['init'].value}, "
                 f"iteration {self.iteration}")
+
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when your functions (``mine=``) agree with the reference at every step
+        since the last reset and on the next Assign / Update from the current state; else
+        one sentence: the iteration and step, and the first point (both labels) or center
+        (both positions) where yours parts from the reference, or what went wrong calling
+        yours. The next step is tried on a copy: the explorer's state does not change."""
+        if not self.mine:
+            return None
+        if self._first_mismatch is not None or not self._ready():
+            return self._first_mismatch
+        keep = {name: getattr(self, name) for name in _STATE}
+        keep["inertias"], keep["trail"] = list(self.inertias), list(self.trail)
+        keep["_mine_off"] = set(self._mine_off)
+        try:
+            if self.pending is None:
+                self._assign()
+            if self._first_mismatch is None:
+                self._update()
+            return self._first_mismatch
+        finally:
+            for name, value in keep.items():
+                setattr(self, name, value)
+
+    def _setup_mine(self):
+        self.mine_points = np.empty((0, 2))   # points whose labels differ (last Assign)
+        self.mine_centers = np.empty((0, 2))  # the reference's centers yours misplaced
+        self._first_mismatch = None
+        self._mine_off = set()  # functions that failed since the reset: reference only
+        if not self.mine:
+            return
+        self.mine_point_marks = self.ax.scatter([], [], s=70, facecolors="none",
+                                                edgecolors="black", linewidths=1.3, zorder=4)
+        self.mine_center_marks = self.ax.scatter([], [], s=520, facecolors="none",
+                                                 edgecolors="black", linewidths=2,
+                                                 linestyles="--", zorder=4)
+
+    def _reset_mine(self):
+        self.mine_points = np.empty((0, 2))
+        self.mine_centers = np.empty((0, 2))
+        self._first_mismatch = None
+        self._mine_off = set()
+        if self.mine:
+            self._show_mine(None)
+
+    def _record(self, sentence):
+        """Keep the first sentence since the reset; True when ``sentence`` is that one."""
+        if sentence is None or self._first_mismatch is not None:
+            return False
+        self._first_mismatch = sentence
+        self._show_mine(sentence)
+        return True
+
+    def _mine_call(self, name, *args):
+        if name in self._mine_off:
+            return None
+        res = self._call_mine(name, *args, time_limit=self.mine_time_limit)
+        if not res.ok:
+            self._mine_off.add(name)  # not again until a reset: Run must stay quick
+        return res
+
+    def _mine_labels(self, ref):
+        """Your assign_clusters on the current centers: (labels or None, sentence or None)."""
+        name, where = "assign_clusters", f"iteration {self.iteration + 1}, Assign"
+        self.mine_points = np.empty((0, 2))
+        res = self._mine_call(name, self.X.copy(), self.centers.copy())
+        if res is None:
+            return None, None
+        if not res.ok:
+            return None, f"{where}: {res.message}"
+        got, problem = as_array(name, res.value, ref.shape, "an array of labels")
+        if problem is None and not (got.dtype.kind in "iu" or (
+                got.dtype.kind == "f" and np.all(np.isfinite(got)) and np.all(got == np.round(got)))):
+            problem = f"your {name} returned {got.dtype} values, not whole-number labels"
+        if problem:
+            self._mine_off.add(name)
+            self._show_mine(problem)
+            return None, f"{where}: {problem}"
+        got = got.astype(np.int64)
+        bad = got != ref
+        self.mine_points = self.X[bad]
+        diff = first_difference(got, ref)
+        if diff is None:
+            return got, None
+        (i,), yours, theirs = diff
+        k = len(self.centers)
+        outside = got.min() < 0 or got.max() >= k
+        sentence = (f"{where}: your {name} parts from the reference first at point {i}: "
+                    f"yours labels it {yours}, the reference {theirs} ({int(bad.sum())} of "
+                    f"{len(got)} labels differ, ringed)")
+        if outside:  # labels the Update cannot use: the reference's drive the explorer
+            return None, sentence + f"; labels are 0..{k - 1}"
+        return got, sentence
+
+    def _mine_centers(self, relocated):
+        """Your update_centers on the current labels: (centers or None, sentence or None).
+        A cluster with no points has no mean: any row there is accepted (the explorer
+        moves it as the reference does)."""
+        name, where = "update_centers", f"iteration {self.iteration + 1}, Update"
+        self.mine_centers = np.empty((0, 2))
+        k = len(self.centers)
+        res = self._mine_call(name, self.X.copy(), self.labels.copy(), k)
+        if res is None:
+            return None, None
+        if not res.ok:
+            return None, f"{where}: {res.message}"
+        got, problem = as_array(name, res.value, self.centers.shape)
+        if problem is None:
+            try:
+                got = got.astype(float)
+            except (TypeError, ValueError):
+                problem = f"your {name} returned {got.dtype} values, not numbers"
+        if problem:
+            self._mine_off.add(name)
+            self._show_mine(problem)
+            return None, f"{where}: {problem}"
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = update_centers(self.X, self.labels, k)  # NaN rows: empty clusters
+        empty = np.isnan(ref).any(axis=1)
+        bad = ~np.isclose(got, ref, rtol=1e-6, atol=1e-8).all(axis=1) & ~empty
+        # yours drive the explorer, but an empty cluster or a NaN row moves as the reference's
+        new = np.where((empty | ~np.isfinite(got).all(axis=1))[:, None], relocated, got)
+        self.mine_centers = ref[bad]
+        if not bad.any():
+            return new, None
+        j = int(np.flatnonzero(bad)[0])
+        return new, (f"{where}: your {name} parts from the reference first at center {j}: "
+                     f"yours {_point(got[j])}, the reference's {_point(ref[j])} "
+                     f"({int(bad.sum())} of {k} centers differ; the reference's ringed)")
 
     # ------------------------------------------------------------------ static path
     @classmethod
@@ -211,6 +402,9 @@ class KMeansExplorer(Explorer):
                 (line,) = self.ax.plot(path[:, j, 0], path[:, j, 1], "-", color="black",
                                        lw=1, alpha=0.6)
                 self.trail_lines.append(line)
+        if self.mine:
+            self.mine_point_marks.set_offsets(self.mine_points)
+            self.mine_center_marks.set_offsets(self.mine_centers)
         self.inertia_line.set_data(np.arange(1, len(self.inertias) + 1), self.inertias)
         self.ax_inertia.relim()
         self.ax_inertia.autoscale_view()
@@ -240,3 +434,18 @@ class KMeansExplorer(Explorer):
         elif self.converged:
             text += " - converged: the centers did not move"
         return text
+
+
+_STATE = ("labels", "pending", "centers", "iteration", "converged", "mine_points",
+          "mine_centers", "_first_mismatch")
+
+
+def _relocated(X, labels, centers):
+    """The reference's Update on ``labels`` (an empty cluster moved, never NaN)."""
+    from helpers.clustering import _update
+
+    return _update(X, labels, centers)
+
+
+def _point(row):
+    return "(" + ", ".join(fmt(float(v)) for v in row) + ")"

@@ -13,6 +13,11 @@ Three panels (DBSCAN and K-Means side by side, the k-distance curve under them):
    with a horizontal line at ``eps``: a point is core exactly when its k-distance is at most
    eps, so the line splits the curve into core points (left) and the rest (right).
 
+Compare with mine (``mine=dict(my_dbscan=...)``): the student's ``my_dbscan(X, eps,
+min_samples)`` runs on the same data whenever eps, min_samples or the data change; clusters are
+compared up to renumbering (noise -1 stays -1), :meth:`DBSCANExplorer.mismatch` names the first
+point that differs with both labels, and the DBSCAN panel rings every point that differs.
+
 Colours come from the Okabe-Ito palette (``cluster_colors``) and marker shape and size carry
 the point type too, so nothing depends on telling colours apart.
 """
@@ -36,6 +41,7 @@ from helpers.widgets._base import (
     fixed_titles,
     new_figure,
 )
+from helpers.widgets._mine import TIME_LIMIT, as_array, same_partition
 
 DATASETS = ("moons", "smiley", "density_bars", "blobs_noise", "rings")
 EPS_RANGE = (0.01, 1.0)
@@ -63,6 +69,13 @@ class DBSCANExplorer(Explorer):
     k : int, the number of clusters for the K-Means panel
     n : number of points (100 .. 2000 on the slider)
     seed : seed of the data (and of K-Means' initialisation)
+    mine : dict or None
+        Compare with mine: ``dict(my_dbscan=my_dbscan)``, your ``my_dbscan(X, eps,
+        min_samples) -> labels`` (noise -1) from the notebook, run on the current data,
+        eps and min_samples; :meth:`mismatch` names the first point whose cluster differs
+        (up to renumbering) with both labels, and the DBSCAN panel rings the points that do.
+    mine_time_limit : float
+        Seconds one call of your function may take before it is stopped.
 
     Examples
     --------
@@ -74,9 +87,16 @@ class DBSCANExplorer(Explorer):
     True
     >>> ex.step(); ex.step_index               # enter step mode: one point at a time
     1
+    >>> from helpers.clustering import dbscan
+    >>> strict = lambda X, eps, m: dbscan(X, eps, m + 1).labels  # "count > min_samples"
+    >>> DBSCANExplorer(n=300, min_samples=8, mine=dict(my_dbscan=strict)).mismatch()[:61]
+    'your my_dbscan (eps=0.15, min_samples=8) parts from the refer'
     """
 
-    def __init__(self, dataset="moons", eps=0.15, min_samples=5, k=2, n=500, seed=0):
+    MINE = {"my_dbscan": "my_dbscan(X, eps, min_samples) -> labels (n,), noise -1"}
+
+    def __init__(self, dataset="moons", eps=0.15, min_samples=5, k=2, n=500, seed=0, *,
+                 mine=None, mine_time_limit=TIME_LIMIT):
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
         eps = check_float(eps, "eps", min_value=0.0, min_inclusive=False)
@@ -84,6 +104,12 @@ class DBSCANExplorer(Explorer):
         k = check_int(k, "k", min_value=1, max_value=10)
         n = check_int(n, "n", min_value=20, max_value=20000)
         seed = check_int(seed, "seed", min_value=0)
+        self._set_mine(mine)
+        self.mine_time_limit = check_float(mine_time_limit, "mine_time_limit",
+                                           min_value=1e-3, max_value=60.0)
+        self._mismatch = None
+        self._mine_off = False  # your function failed on these data: reference only
+        self.mine_bad = None    # boolean (n,): the points whose label differs
         self.controls = {
             "dataset": w.Dropdown(options=DATASETS, value=dataset, description="data"),
             "eps": w.FloatSlider(value=eps, min=min(EPS_RANGE[0], eps),
@@ -191,6 +217,57 @@ class DBSCANExplorer(Explorer):
         labels[self.events["point"][:t]] = self.events["cluster"][:t]
         return labels
 
+    # ------------------------------------------------------------------ compare with mine
+    def mismatch(self):
+        """``None`` when your ``my_dbscan`` (``mine=``) gives the reference's clusters (up to
+        renumbering; noise stays -1) on the current data, eps and min_samples; else one
+        sentence: the first point that differs, both labels and what the point is in the
+        reference (core, border or noise), or what went wrong calling yours."""
+        return self._mismatch if self.mine else None
+
+    @property
+    def mine_points(self):
+        """Coordinates of the points whose label differs (ringed in the DBSCAN panel)."""
+        if self.mine_bad is None:
+            return np.empty((0, 2))
+        return self.X[self.mine_bad]
+
+    def _compare_mine(self):
+        self.mine_bad = None
+        if self._mine_off:
+            return
+        name = "my_dbscan"
+        ref = self.result.labels
+        res = self._call_mine(name, self.X.copy(), self.eps, self.min_samples,
+                              time_limit=self.mine_time_limit)
+        problem = None if res.ok else res.message
+        if res.ok:
+            got, problem = as_array(name, res.value, ref.shape, "an array of labels")
+            if problem is None and not (got.dtype.kind in "iu" or (
+                    got.dtype.kind == "f" and np.isfinite(got).all()
+                    and (got == np.round(got)).all())):
+                problem = f"your {name} returned {got.dtype} values, not whole-number labels"
+        if problem:
+            self._mine_off = True  # not again until the data change: sliders stay quick
+            self._mismatch = problem
+            self._show_mine(problem)
+            return
+        got = got.astype(np.int64)
+        self.mine_bad = _differ(got, ref)
+        first = same_partition(got, ref)
+        if first is None:
+            self._mismatch = None
+        else:
+            i, yours, theirs = first
+            core = self.result.core_mask
+            kind = "core" if core[i] else "border" if ref[i] >= 0 else "noise"
+            self._mismatch = (
+                f"your {name} (eps={self.eps:.2f}, min_samples={self.min_samples}) parts from "
+                f"the reference first at point {i}: yours labels it {_label(yours)}, the "
+                f"reference {_label(theirs)} (a {kind} point; clusters compared up to "
+                f"renumbering; {int(self.mine_bad.sum())} of {len(ref)} points differ, ringed)")
+        self._show_mine(self._mismatch)
+
     # ------------------------------------------------------------------ click
     def select(self, index):
         """Draw the eps circle around point ``index`` (None removes it)."""
@@ -276,6 +353,7 @@ class DBSCANExplorer(Explorer):
                 ax.set_ylim(lo[1], hi[1])
             self._invalidate()
 
+        self._mine_off = False
         self._kd_cache = {}
         self._kd_top = getattr(self, "_kd_top", 0.0)
         self._kd_new_data = new_dataset or not self._kd_top
@@ -316,6 +394,8 @@ class DBSCANExplorer(Explorer):
 
     def _new_dbscan(self):
         self.result = dbscan(self.X, self.eps, self.min_samples)
+        if self.mine:
+            self._compare_mine()
         self.events = None  # a parameter changed: leave step mode, show the final result
         self.step_index = 0
         self._draw()
@@ -362,6 +442,9 @@ class DBSCANExplorer(Explorer):
                              visible=False)
         ax.add_patch(self.circle)
         self.query_sc = ax.scatter([], [], s=200, marker="*", color="black", zorder=5)
+        if self.mine:  # black rings round the points where your labels differ
+            self.mine_sc = ax.scatter([], [], s=90, facecolors="none", edgecolors="black",
+                                      linewidths=1.4, zorder=4.5)
         ax.set_xlabel("feature 1")
         ax.set_ylabel("feature 2")
         ax.set_aspect("equal", adjustable="box")
@@ -403,6 +486,8 @@ class DBSCANExplorer(Explorer):
             "kmeans": [self.km_scatter, self.km_centers, km.title],
             "kdist": [self.kd_line, self.eps_line, self.core_vline, kd.title],
         }
+        if self.mine:
+            self._panel_artists["dbscan"].insert(-2, self.mine_sc)
         for artists in self._panel_artists.values():
             for artist in artists:
                 artist.set_animated(True)
@@ -436,6 +521,8 @@ class DBSCANExplorer(Explorer):
         self.border_sc.set_facecolors(colors[is_border])
         self.noise_sc.set_offsets(X[noise])
         self.pending_sc.set_offsets(X[pending])
+        if self.mine:  # the final result's differences (not shown while stepping)
+            self.mine_sc.set_offsets(np.empty((0, 2)) if stepping else self.mine_points)
 
         focus = current if current is not None else self.query
         self._draw_query(focus)
@@ -499,6 +586,25 @@ class DBSCANExplorer(Explorer):
                 else "border" if self.result.labels[i] >= 0 else "noise")
         return (f"<br>point {i}: {m} points within eps = {self.eps:.2f} (itself included); "
                 f"min_samples = {self.min_samples} -> {kind}")
+
+
+def _differ(mine, ref):
+    """Boolean (n,): the points whose label differs, clusters matched up to renumbering as
+    ``same_partition`` matches them (each cluster to the one it first meets)."""
+    bad = (mine == -1) != (ref == -1)
+    forward, backward = {}, {}
+    both = np.flatnonzero((mine != -1) & (ref != -1))
+    for i in both.tolist():
+        forward.setdefault(int(mine[i]), int(ref[i]))
+        backward.setdefault(int(ref[i]), int(mine[i]))
+    for i in both.tolist():
+        m, r = int(mine[i]), int(ref[i])
+        bad[i] = forward[m] != r or backward[r] != m
+    return bad
+
+
+def _label(value):
+    return f"{value} (noise)" if value == -1 else str(value)
 
 
 def _ari(y, labels):

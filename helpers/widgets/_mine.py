@@ -145,6 +145,28 @@ def first_difference(mine, ref, *, rtol=1e-6, atol=1e-8, labels=None):
     return idx, mine[idx].item(), ref[idx].item()
 
 
+def compare_array(name, value, ref, *, rtol=1e-6, atol=1e-8):
+    """The student's ``value`` (what ``name`` returned) against the reference array ``ref``:
+    (array, boolean mask of the elements that differ, ``first_difference``, None), or
+    (None, None, None, a sentence) when it is not an array of numbers of ``ref``'s shape."""
+    got, problem = as_array(name, value, np.shape(ref))
+    if problem:
+        return None, None, None, problem
+    try:
+        got = got.astype(float)
+    except (TypeError, ValueError):
+        return None, None, None, f"your {name} returned {got.dtype} values, not numbers"
+    bad = ~np.isclose(got, ref, rtol=rtol, atol=atol, equal_nan=True)
+    return got, bad, first_difference(got, ref, rtol=rtol, atol=atol), None
+
+
+def cell_squares(cells, inset=0.42):
+    """Squares (four corners each) around grid cells given as (row, column) pairs, for a
+    PolyCollection on an image whose cell (i, j) is centred at x=j, y=i."""
+    return [[(j - inset, i - inset), (j + inset, i - inset), (j + inset, i + inset),
+             (j - inset, i + inset)] for i, j in cells]
+
+
 def same_partition(mine, ref):
     """Cluster labels compared up to renumbering (noise, -1, must stay -1). ``None`` when
     they agree, else (point index, mine label, reference label) of the first point whose

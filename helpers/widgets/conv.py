@@ -44,7 +44,7 @@ from matplotlib.patches import Polygon, Rectangle
 from helpers._validation import check_float, check_int
 from helpers.conv import conv2d, output_size
 from helpers.widgets._base import OKABE_ITO, Explorer, NumberGrid, fixed_titles, new_figure
-from helpers.widgets._mine import TIME_LIMIT, as_array, call_mine, first_difference, fmt
+from helpers.widgets._mine import TIME_LIMIT, call_mine, cell_squares, compare_array, fmt
 
 # Ranges of the sliders (the constructor accepts the same ranges).
 LIMITS = {"N": (1, 32), "F": (1, 11), "S": (1, 6), "P": (0, 5), "D": (1, 4), "K": (1, 8)}
@@ -308,20 +308,13 @@ class ConvExplorer(Explorer):
                               S, P, time_limit=self.mine_time_limit)
         if not res.ok:
             return res.message
-        got, problem = as_array("conv2d_forward", res.value, self.out.shape)
+        got, bad, diff, problem = compare_array("conv2d_forward", res.value, self.out)
         if problem:
             return problem
-        try:
-            got = got.astype(float)
-        except (TypeError, ValueError):
-            return f"your conv2d_forward returned {got.dtype} values, not numbers"
-        self.mine_out = got
-        self.mine_bad = ~np.isclose(got[0], self.out[0], rtol=1e-6, atol=1e-8,
-                                    equal_nan=True)
-        diff = first_difference(got[0], self.out[0])
+        self.mine_out, self.mine_bad = got, bad[0]
         if diff is None:
             return None
-        (k, i, j), yours, ref = diff
+        (_, k, i, j), yours, ref = diff
         return (f"your conv2d_forward parts from the reference first at filter {k}, row {i}, "
                 f"column {j} of the output (N={N}, F={F}, S={S}, P={P}): yours {fmt(yours)}, "
                 f"the reference's {fmt(ref)} ({int(self.mine_bad.sum())} of "
@@ -333,10 +326,7 @@ class ConvExplorer(Explorer):
         if self.mine_marks is None or self.mine_out is None or self.out is None:
             return False
         self.mine_cells = np.argwhere(self.mine_bad[k])  # (row, column) pairs
-        inset = 0.42
-        self.mine_marks.set_verts([[(j - inset, i - inset), (j + inset, i - inset),
-                                    (j + inset, i + inset), (j - inset, i + inset)]
-                                   for i, j in self.mine_cells])
+        self.mine_marks.set_verts(cell_squares(self.mine_cells))
         return len(self.mine_cells) > 0
 
     # ------------------------------------------------------------------ static path

@@ -42,7 +42,7 @@ from helpers.conv import output_size
 from helpers.data import sample_image
 from helpers.pool import avg_pool2d, max_pool2d, max_pool2d_backward
 from helpers.widgets._base import OKABE_ITO, Explorer, new_figure
-from helpers.widgets._mine import TIME_LIMIT, as_array, first_difference, fmt
+from helpers.widgets._mine import TIME_LIMIT, cell_squares, compare_array, fmt
 
 SLIDE_EXAMPLE = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=float)
 GRIDS = ("slide", "random")
@@ -364,19 +364,13 @@ class PoolExplorer(Explorer):
                               time_limit=self.mine_time_limit)
         if not res.ok:
             return res.message
-        got, problem = as_array(name, res.value, (1, 1, *ref.shape))
+        _, bad, diff, problem = compare_array(name, res.value, ref[None, None])
         if problem:
             return problem
-        try:
-            got = got[0, 0].astype(float)
-        except (TypeError, ValueError):
-            return f"your {name} returned {got.dtype} values, not numbers"
-        bad = ~np.isclose(got, ref, rtol=1e-6, atol=1e-8, equal_nan=True)
-        self.mine_bad[mode] = bad
-        diff = first_difference(got, ref)
+        self.mine_bad[mode] = bad = bad[0, 0]
         if diff is None:
             return None
-        (i, j), yours, theirs = diff
+        (_, _, i, j), yours, theirs = diff
         self._first[mode] = (i, j)
         where = f"the pooled {c['data'].value} photo" if self.is_photo else "the output"
         return (f"your {name} parts from the reference first at row {i}, column {j} of "
@@ -391,10 +385,7 @@ class PoolExplorer(Explorer):
             return False
         bad = (self.mine_bad or {}).get(mode) if mode else None
         self.mine_cells = np.empty((0, 2), int) if bad is None else np.argwhere(bad)
-        inset = 0.42
-        self.mine_marks.set_verts([[(j - inset, i - inset), (j + inset, i - inset),
-                                    (j + inset, i + inset), (j - inset, i + inset)]
-                                   for i, j in self.mine_cells])
+        self.mine_marks.set_verts(cell_squares(self.mine_cells))
         self.mine_marks.set_visible(len(self.mine_cells) > 0)
         for key, ring in self.mine_rings.items():
             first = self._first.get(key) if self.is_photo and self.fits else None

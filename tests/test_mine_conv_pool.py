@@ -203,6 +203,18 @@ def test_conv_output_size_mistakes_give_both_sizes():
     ex = ConvExplorer(N=7, F=3, S=3, P=0, mine=dict(conv_output_size=ratio))
     assert f"returned {num(7 / 3)}, but the filter doesn't fit" in ex.mismatch()
 
+    # pads one side only; no check that the filter is larger than the padded input
+    one_side = lambda N, F, S=1, P=0: (N + P - F) // S + 1  # noqa: E731
+    ex = ConvExplorer(N=7, F=3, S=1, P=1, mine=dict(conv_output_size=one_side))
+    assert ex.mismatch().startswith(f"your conv_output_size(7, 3, 1, 1) returned {7 + 1 - 3 + 1}; "
+                                    f"the reference's (N - F + 2P)/S + 1 = (7 - 3 + 2*1)/1 + 1 = "
+                                    f"{torch_size(7, 3, 1, 1)}")
+    ex = ConvExplorer(N=5, F=7, S=1, P=0, mine=dict(conv_output_size=floors))
+    with pytest.raises(ValueError):
+        torch_size(5, 7, 1, 0)
+    assert ex.mismatch().startswith(f"your conv_output_size(5, 7, 1, 0) returned {5 - 7 + 1}, "
+                                    "but the filter doesn't fit and the reference raises")
+
     # refuses a filter that fits
     def always_raises(N, F, S=1, P=0):
         raise ValueError("nope")

@@ -242,7 +242,7 @@ class DBSCANExplorer(Explorer):
                               time_limit=self.mine_time_limit)
         problem = None if res.ok else res.message
         if res.ok:
-            got, problem = as_array(name, res.value, ref.shape, "an array of labels")
+            got, problem = as_array(name, res.value, ref.shape)
             if problem is None and not (got.dtype.kind in "iu" or (
                     got.dtype.kind == "f" and np.isfinite(got).all()
                     and (got == np.round(got)).all())):

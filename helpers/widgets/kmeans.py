@@ -267,7 +267,7 @@ class KMeansExplorer(Explorer):
             return None, None
         if not res.ok:
             return None, f"{where}: {res.message}"
-        got, problem = as_array(name, res.value, ref.shape, "an array of labels")
+        got, problem = as_array(name, res.value, ref.shape)
         if problem is None and not (got.dtype.kind in "iu" or (
                 got.dtype.kind == "f" and np.all(np.isfinite(got)) and np.all(got == np.round(got)))):
             problem = f"your {name} returned {got.dtype} values, not whole-number labels"

@@ -128,6 +128,20 @@ def as_array(name, value, shape=None, what="an array"):
     return arr, None
 
 
+def as_labels(name, value, shape):
+    """``value`` as an int64 array of cluster labels of ``shape``, or a sentence saying why
+    it is not (not numbers, the wrong shape, or numbers that are not whole). Returns (array
+    or None, message or None)."""
+    arr, problem = as_array(name, value, shape)
+    if problem:
+        return None, problem
+    whole = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.isfinite(arr).all()
+                                       and (arr == np.round(arr)).all())
+    if not whole:
+        return None, f"your {name} returned {arr.dtype} values, not whole-number labels"
+    return arr.astype(np.int64), None
+
+
 def first_difference(mine, ref, *, rtol=1e-6, atol=1e-8, labels=None):
     """``None`` when ``mine`` equals ``ref`` (numerically), else (index, mine value,
     reference value) of the first element that differs, in C order. ``labels``: a

@@ -41,7 +41,7 @@ from helpers.widgets._base import (
     fixed_titles,
     new_figure,
 )
-from helpers.widgets._mine import TIME_LIMIT, as_array, same_partition
+from helpers.widgets._mine import TIME_LIMIT, as_labels, same_partition
 
 DATASETS = ("moons", "smiley", "density_bars", "blobs_noise", "rings")
 EPS_RANGE = (0.01, 1.0)
@@ -242,17 +242,12 @@ class DBSCANExplorer(Explorer):
                               time_limit=self.mine_time_limit)
         problem = None if res.ok else res.message
         if res.ok:
-            got, problem = as_array(name, res.value, ref.shape)
-            if problem is None and not (got.dtype.kind in "iu" or (
-                    got.dtype.kind == "f" and np.isfinite(got).all()
-                    and (got == np.round(got)).all())):
-                problem = f"your {name} returned {got.dtype} values, not whole-number labels"
+            got, problem = as_labels(name, res.value, ref.shape)
         if problem:
             self._mine_off = True  # not again until the data change: sliders stay quick
             self._mismatch = problem
             self._show_mine(problem)
             return
-        got = got.astype(np.int64)
         self.mine_bad = _differ(got, ref)
         first = same_partition(got, ref)
         if first is None:

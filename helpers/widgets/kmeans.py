@@ -10,7 +10,7 @@ from helpers._validation import check_float
 from helpers.clustering import INITS, inertia, init_centers, kmeans_step, update_centers
 from helpers.data import TOY_2D, toy_2d
 from helpers.widgets._base import OKABE_ITO, Explorer, cluster_colors, new_figure
-from helpers.widgets._mine import TIME_LIMIT, as_array, first_difference, fmt
+from helpers.widgets._mine import TIME_LIMIT, as_array, as_labels, first_difference, fmt
 
 DATASETS = ("blobs", "moons", "smiley", "uniform", "anisotropic", "density_bars")
 INIT_CHOICES = (*INITS, "click")
@@ -267,15 +267,11 @@ class KMeansExplorer(Explorer):
             return None, None
         if not res.ok:
             return None, f"{where}: {res.message}"
-        got, problem = as_array(name, res.value, ref.shape)
-        if problem is None and not (got.dtype.kind in "iu" or (
-                got.dtype.kind == "f" and np.all(np.isfinite(got)) and np.all(got == np.round(got)))):
-            problem = f"your {name} returned {got.dtype} values, not whole-number labels"
+        got, problem = as_labels(name, res.value, ref.shape)
         if problem:
             self._mine_off.add(name)
             self._show_mine(problem)
             return None, f"{where}: {problem}"
-        got = got.astype(np.int64)
         bad = got != ref
         self.mine_points = self.X[bad]
         diff = first_difference(got, ref)

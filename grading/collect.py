@@ -450,6 +450,16 @@ def collect(submissions, assignment, names, dest: Path, *, roster: Roster | None
         if info["timestamp"]:
             old = result.timestamps.get(sid)
             result.timestamps[sid] = max(old, info["timestamp"]) if old else info["timestamp"]
+    # A student whose upload holds no notebook of this assignment (a PDF, another unit's
+    # notebook) submitted nothing gradeable: an empty folder, so they are scored 0 with a
+    # missing-notebook fault next to the files listed above, never left out.
+    for entry in result.files:
+        sid = entry.student
+        if sid and sid not in blocked and sid not in result.students and \
+                entry.status == "listed":
+            (dest / sid).mkdir(parents=True, exist_ok=True)
+            result.students[sid] = dest / sid
+            result.names.setdefault(sid, sid)
     for sid in blocked:
         result.students.pop(sid, None)
         shutil.rmtree(dest / sid, ignore_errors=True)

@@ -349,7 +349,8 @@ def test_hostile_class_through_harness(course, tmp_path):
     import csv
 
     rows = {r["student_id"]: r for r in csv.DictReader(run.grades_csv.open())}
-    assert set(rows) == set(students) - {"missing"} or set(rows) == set(students)
+    assert set(rows) == set(students), "one row per student, the one who forgot the notebook too"
+    assert float(rows["missing"]["score"]) == 0.0
     assert float(rows["honest"]["score"]) == FULL
     html = (run.out / "report.html").read_text()
     assert "Needs a human" in html and "scores_total.png" in html

@@ -115,6 +115,7 @@ def build(course, assignment, out, *, state=None, run=None):
     out.mkdir(parents=True, exist_ok=True)
     files = unplaced_files(state)
     plots = _plots(out, cells, students)
+    predictions, prediction_plot = _predictions(course, assignment, students, out)
     needs_human = [{"student": s, "problems": e["problems"]}
                    for s, e in sorted(students.items()) if e["problems"]]
     # students the harness saw but who never reached the gradebook (e.g. a name clash)
@@ -141,12 +142,28 @@ def build(course, assignment, out, *, state=None, run=None):
         "files_not_graded": files,
         "manual_pending": sum(len(e["manual_pending"]) for e in students.values()),
         "plots": plots,
+        "predictions": predictions,
+        "prediction_plot": prediction_plot,
         "runs": state.get("runs", []),
     }
     write_csv(out / "grades.csv", cells, students)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     (out / "report.html").write_text(_html(report))
     return report
+
+
+def _predictions(course, assignment, students, out):
+    """How the class predicted (never graded), read from what each student submitted (the
+    autograded copy is re-executed, so its predictions are the grader's, not theirs)."""
+    from grading.predictions import class_predictions, plot_predictions
+
+    paths = [p for sid in sorted(students)
+             for p in sorted((course.submitted / sid / assignment).glob("*.ipynb"))]
+    counts = class_predictions(paths)
+    if not counts:
+        return {}, None
+    plot_predictions(counts, out / "predictions.png")
+    return counts, "predictions.png"
 
 
 def write(run):
@@ -208,6 +225,23 @@ def _plots(out, cells, students):
     return made
 
 
+def _predictions_html(report):
+    e = html.escape
+    if not report.get("predictions"):
+        return ("<h2>How the class predicted</h2><p>No predictions in the submitted "
+                "notebooks (students who never committed one, or an old release).</p>")
+    items = []
+    for q in report["predictions"].values():
+        n = sum(q["counts"].values())
+        opts = "".join(f"<li>{e(o)}: {c}{' &#10003;' if o == q.get('answer') else ''}</li>"
+                       for o, c in q["counts"].items())
+        items.append(f"<li>{e(q['question'])} ({n} answered)<ul>{opts}</ul></li>")
+    return (f"<h2>How the class predicted</h2><p>Never graded: a wrong majority is what the "
+            f"next lecture should address (&#10003; = the true answer).</p>"
+            f"<img src='{e(report['prediction_plot'])}' alt='bar chart per prediction "
+            f"question: how many students chose each option'><ul>{''.join(items)}</ul>")
+
+
 def _html(report):
     e = html.escape
     rows = []
@@ -244,6 +278,7 @@ Manually graded answers pending: {report['manual_pending']} (open formgrader, th
 <code>python -m grading report --assignment {e(report['assignment'])}</code>).</p>
 <h2>Needs a human ({len(report['needs_human'])})</h2><ul>{''.join(human) or '<li>none</li>'}</ul>
 <h2>Score distributions</h2>{imgs}
+{_predictions_html(report)}
 <h2>Scores</h2><table><tr><th>student</th><th>score</th><th>per cell</th></tr>
 {''.join(rows)}</table></body></html>
 """

@@ -12,13 +12,15 @@ UNITS := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 # nbgrader shells out to the venv's `alembic`; keep the venv's bin first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv lab demo test lint pytest release bench clean sandbox grade browser test-browser
+.PHONY: help venv lab demo test lint pytest release bench clean clean-grading sandbox grade browser test-browser
 
 help:
 	@echo "make lab      start JupyterLab on notebooks/ (installs on first use)"
 	@echo "make test     lint + the whole test suite"
 	@echo "make release  regenerate notebooks/ from solutions/ with nbgrader"
 	@echo "make bench    speed/memory benchmarks (not tests)"
+	@echo "make clean    caches only (never grading/work/)"
+	@echo "make clean-grading  delete grading/work/ (gradebook, submissions): asks first"
 	@echo "make grade ASSIGNMENT=01-kmeans SUBMISSIONS=path/   autograde a class (sandboxed)"
 	@echo "make sandbox  install bubblewrap, the grading sandbox (as root; warns otherwise)"
 	@echo "make test-browser  JupyterLab in headless Chromium (screenshots in test-artifacts/)"
@@ -72,8 +74,22 @@ release: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Caches only. Grades, submissions and reports (grading/work/) are never touched by `clean`.
 clean:
-	rm -rf grading/work .pytest_cache .ruff_cache
+	rm -rf .pytest_cache .ruff_cache test-artifacts
+	find helpers grading tests benchmarks scripts -name __pycache__ -type d -prune \
+	    -exec rm -rf {} +
+
+# Deletes the gradebook, every submission, feedback and report: asks first (CONFIRM=yes to
+# skip the question in a script).
+clean-grading:
+	@if [ ! -d grading/work ]; then echo "grading/work/ does not exist: nothing to delete"; exit 0; fi; \
+	echo "This deletes grading/work/: the gradebook, every submission, feedback and report:"; \
+	du -sh grading/work; \
+	answer="$(CONFIRM)"; \
+	if [ -z "$$answer" ]; then printf "Type yes to delete it: "; read answer; fi; \
+	if [ "$$answer" = yes ]; then rm -rf grading/work && echo "deleted grading/work/"; \
+	else echo "kept grading/work/"; exit 1; fi
 
 # The grading sandbox (bubblewrap, from Debian). Never fails: without it grading still works,
 # unprotected, and says so loudly.

@@ -2,9 +2,11 @@
 graded by ``grading.harness.grade`` (real nbgrader, real sandbox), then a late student, a
 re-run, one student regraded, a written answer graded by hand, and a broken environment.
 
-The class is graded once per module (the fixtures below) and many tests assert on it: every
-uploaded file is graded or listed by name with its reason, runs are cumulative, exports are
-honest, and the canary refuses a broken environment before it touches the gradebook.
+The class is graded once, in one test (``test_a_messy_lms_class``), and each thing asserted on
+it is a subtest: every uploaded file is graded or listed by name with its reason, runs are
+cumulative, exports are honest. (As module fixtures shared by several tests, pytest-xdist
+spread the tests over both workers and each worker graded its own copy of the class.) The
+canary refusing a broken environment before it touches the gradebook is a test of its own.
 """
 
 from __future__ import annotations
@@ -60,10 +62,16 @@ def lms(module_course):
     setup = next(c for c in crash.cells if c.cell_type == "code")
     setup.source = "import seaborn as sns  # not installed\n" + setup.source
     dbscan = (REPO / "notebooks" / "02-dbscan" / "dbscan.ipynb").read_bytes()
+    predicted = course.fill_in(release, sources)  # alice committed a prediction (Predict)
+    first = next(c for c in predicted.cells if c.cell_type == "code")
+    first.outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.day6.predictions+json": {"predictions": [{
+            "qid": "01.elbow", "question": "Where will the elbow be?",
+            "options": ["k = 2", "k = 3", "k = 5"], "choice": "k = 2", "answer": "k = 3"}]}})]
 
     archive = root / "download.zip"
     uploads = {   # upload name -> (student it must be graded as, or None when listed)
-        "alice_1001_kmeans.ipynb": ("alice", _text(honest)),
+        "alice_1001_kmeans.ipynb": ("alice", _text(predicted)),
         "smithjohn_LATE_12345_67890_kmeans.ipynb": ("smithjohn", _text(honest)),
         "Quentin Jones_5554_assignsubmission_file_/kmeans.ipynb": ("quentin-jones",
                                                                    _text(wrong)),
@@ -92,16 +100,14 @@ def _hcourse(course):
     return HCourse(course.root, db_url=f"sqlite:///{course.db}")
 
 
-@pytest.fixture(scope="module")
-def first_run(lms):
+def _first_run(lms):
     from grading.harness import grade
 
     return grade(UNIT, lms["archive"], course=lms["hcourse"], jobs=2, extra_args=LIMITS,
                  progress=False, duedate=DUE)
 
 
-@pytest.fixture(scope="module")
-def late_run(lms, first_run):
+def _late_run(lms):
     """A student who handed in late, graded on their own, after the class."""
     from grading.harness import grade
 
@@ -118,9 +124,30 @@ def _uploads_in_report(report):
     return {item["file"]: item for item in report["needs_human"] if "file" in item}
 
 
-# --------------------------------------------------------------------------- the first run
+# --------------------------------------------------------------------------- the class
 
-def test_every_uploaded_file_is_graded_or_listed_by_name(lms, first_run):
+def test_a_messy_lms_class(lms, subtests, capsys):
+    """Grade the zip; check it; a late student; check the class is kept; re-run and regrade
+    one student; a written answer graded by hand reaches the export."""
+    first = _first_run(lms)
+    with subtests.test("every uploaded file is graded or listed by name"):
+        _check_every_uploaded_file_is_graded_or_listed_by_name(lms, first)
+    with subtests.test("scores"):
+        _check_scores_of_the_lms_class(first)
+    with subtests.test("flags that mean look at this"):
+        _check_flags_that_mean_look_at_this(first)
+    with subtests.test("honest exports"):
+        _check_honest_exports(first)
+    late = _late_run(lms)
+    with subtests.test("a late run keeps the class report"):
+        _check_a_late_run_keeps_the_class_report(first, late)
+    with subtests.test("a re-run skips the unchanged and regrades one student"):
+        _check_rerun_skips_unchanged_and_regrades_one_student(lms, late, capsys)
+    with subtests.test("a written answer graded by hand reaches the export"):
+        _check_written_answer_graded_by_hand_reaches_the_export(lms, late)
+
+
+def _check_every_uploaded_file_is_graded_or_listed_by_name(lms, first_run):
     files = {f.upload.split("!", 1)[1]: f for f in first_run.files}
     assert set(files) == set(lms["uploads"]), "every file of the zip is accounted for"
     listed = _uploads_in_report(first_run.report)
@@ -143,10 +170,11 @@ def test_every_uploaded_file_is_graded_or_listed_by_name(lms, first_run):
             for f in json.loads(log.read_text())["files"]} == set(lms["uploads"])
 
 
-def test_scores_of_the_lms_class(first_run):
+def _check_scores_of_the_lms_class(first_run):
     students = first_run.report["students"]
     expected = {"alice": FULL, "john_smith": FULL, "john_doe": FULL, "dave": FULL,
-                "quentin-jones": 10.0, "muller": 0.0, "smithjohn": FULL * 0.9}
+                "quentin-jones": 10.0, "muller": 0.0, "smithjohn": FULL * 0.9,
+                "frank": 0.0}  # uploaded only another unit's notebook: 0, and listed
     got = {s: students[s]["score"] for s in expected}
     assert got == pytest.approx(expected)
     assert "erin" not in students, "a clash is not graded until a human picks a file"
@@ -154,7 +182,7 @@ def test_scores_of_the_lms_class(first_run):
         "Canvas's LATE tag with a due date costs one day (10 %)"
 
 
-def test_flags_that_mean_look_at_this(first_run):
+def _check_flags_that_mean_look_at_this(first_run):
     problems = {s: {p["kind"] for p in e["problems"]}
                 for s, e in first_run.report["students"].items()}
     assert "setup-crash" in problems["carol"]
@@ -162,13 +190,14 @@ def test_flags_that_mean_look_at_this(first_run):
                  if p["kind"] == "setup-crash")
     assert "seaborn" in crash["detail"]
     assert "renamed" in problems["dave"]
+    assert {"wrong-assignment", "missing-notebook"} <= problems["frank"], problems["frank"]
     for clean in ("alice", "john_doe", "quentin-jones", "muller"):
         assert not problems[clean], f"{clean} flagged for nothing: {problems[clean]}"
     needs = {item.get("student") for item in first_run.report["needs_human"]}
-    assert {"carol", "dave", "erin"} <= needs
+    assert {"carol", "dave", "erin", "frank"} <= needs
 
 
-def test_honest_exports(first_run):
+def _check_honest_exports(first_run):
     rows = {r["student_id"]: r for r in csv.DictReader(first_run.grades_csv.open())}
     assert set(rows) == set(first_run.report["students"]), \
         "one row per student who submitted this assignment"
@@ -183,6 +212,12 @@ def test_honest_exports(first_run):
     assert total_png.read_bytes()[:4] == b"\x89PNG"
     html = (first_run.out / "report.html").read_text()
     assert "pending" in html and "download.zip!readme.txt" in html
+    # How the class predicted (never graded), from what the students submitted.
+    elbow = first_run.report["predictions"]["01.elbow"]
+    assert elbow["counts"] == {"k = 2": 1, "k = 3": 0, "k = 5": 0}
+    assert elbow["answer"] == "k = 3"
+    assert (first_run.out / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+    assert "How the class predicted" in html and "Where will the elbow be?" in html
 
 
 def test_plain_nbgrader_zip_collect_reads_underscored_notebook_names(course, tmp_path):
@@ -201,7 +236,7 @@ def test_plain_nbgrader_zip_collect_reads_underscored_notebook_names(course, tmp
 
 # --------------------------------------------------------------------------- later runs
 
-def test_a_late_run_keeps_the_class_report(first_run, late_run):
+def _check_a_late_run_keeps_the_class_report(first_run, late_run):
     before = first_run.report
     after = late_run.report
     assert set(after["students"]) == set(before["students"]) | {"gina"}
@@ -217,7 +252,7 @@ def test_a_late_run_keeps_the_class_report(first_run, late_run):
     assert after["students"]["gina"]["score"] == pytest.approx(FULL * 0.8)
 
 
-def test_rerun_skips_unchanged_and_regrades_one_student(lms, late_run):
+def _check_rerun_skips_unchanged_and_regrades_one_student(lms, late_run, capsys):
     from grading.harness import grade
 
     course = lms["hcourse"]
@@ -230,16 +265,19 @@ def test_rerun_skips_unchanged_and_regrades_one_student(lms, late_run):
     assert "cached" in again.canary, "the canary is not paid again for the same environment"
     assert again.report["submissions"] == late_run.report["submissions"]
 
+    capsys.readouterr()
     one = grade(UNIT, lms["archive"], course=course, jobs=2, extra_args=LIMITS,
-                progress=False, students=["quentin-jones"], force=True)
+                progress=True, students=["quentin-jones"], force=True)
     assert [s for s, r in one.students.items() if r.graded] == ["quentin-jones"]
+    bar = capsys.readouterr().err  # tqdm's bar counts the one student selected
+    assert f"grading {UNIT}" in bar and "1/1" in bar, bar[-500:]
     assert one.report["students"]["quentin-jones"]["score"] == 10.0
     attic = course.attic / "quentin-jones" / UNIT
     assert attic.is_dir() and list(attic.glob("*/kmeans.ipynb")), \
         "the earlier submission is kept in the attic, not deleted"
 
 
-def test_written_answer_graded_by_hand_reaches_the_export(lms, late_run):
+def _check_written_answer_graded_by_hand_reaches_the_export(lms, late_run):
     """What formgrader does when a TA types a score: set manual_score through nbgrader's
     API; then `python -m grading report` rebuilds grades.csv from the gradebook."""
     from nbgrader.api import Gradebook

@@ -39,6 +39,7 @@ import importlib
 import pkgutil
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
 from nbformat import NotebookNode
 from nbgrader import utils
@@ -142,40 +143,63 @@ def _records(cell):
     return out
 
 
-def judge_cell(trusted_source, cell):
-    """Outside verdict for one executed test cell: ``(ok, reason, kernel_failed, problems)``."""
+class Verdict(NamedTuple):
+    """The outside verdict on one executed test cell. ``kind`` says what decided it, so
+    callers branch on it, never on the wording of ``reason`` (which is for people):
+
+    - ``verified``: every recorded answer re-judged outside the kernel and right;
+    - ``no-checker``: the cell calls no checker; the kernel's own outcome is all there is;
+    - ``kernel-failed``: the kernel raised in the cell (final: a failure is never upgraded);
+    - ``rejected``: the re-judge finds an answer wrong (a kernel that reported a pass lied);
+    - ``forged``: records missing, malformed, or for another check or other parameters;
+    - ``source-differs``: the test cell's source is not the gradebook's.
+    """
+
+    ok: bool
+    reason: str
+    kind: str
+    problems: list
+
+    @property
+    def kernel_failed(self):
+        return self.kind == "kernel-failed"
+
+
+def judge_cell(trusted_source, cell) -> Verdict:
+    """Outside verdict for one executed test cell (a ``Verdict``)."""
     calls, problems = parse_check_calls(trusted_source)
     kernel_errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    kernel_failed = bool(kernel_errors)
     if not calls:
-        return (not kernel_failed, "no checker call to verify outside the kernel",
-                kernel_failed, problems)
+        return Verdict(not kernel_errors, "no checker call to verify outside the kernel",
+                       "kernel-failed" if kernel_errors else "no-checker", problems)
     records = _records(cell)
-    if kernel_failed:
+    if kernel_errors:
         # A failure the kernel reports is final; the records explain nothing more.
         first = kernel_errors[0]
-        return False, f"{first.get('ename')}: {first.get('evalue')}", True, problems
+        return Verdict(False, f"{first.get('ename')}: {first.get('evalue')}", "kernel-failed",
+                       problems)
     if len(records) != len(calls):
-        return (False, f"expected {len(calls)} recorded check result(s), found {len(records)} "
-                "(recording was suppressed or forged)", False, problems)
+        return Verdict(False, f"expected {len(calls)} recorded check result(s), found "
+                       f"{len(records)} (recording was suppressed or forged)", "forged", problems)
     for (candidates, params), record in zip(calls, records):
         if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
-            return False, "a recorded check result is malformed", False, problems
+            return Verdict(False, "a recorded check result is malformed", "forged", problems)
         check = next((c for c in candidates if c.name == record.get("check")), None)
         if check is None:
-            return (False, f"recorded check {record.get('check')!r} is not the one the test "
-                    f"cell calls ({', '.join(c.name for c in candidates)})", False, problems)
+            return Verdict(False, f"recorded check {record.get('check')!r} is not the one the "
+                           f"test cell calls ({', '.join(c.name for c in candidates)})",
+                           "forged", problems)
         if record.get("params") != params:
-            return (False, f"{check.name}: recorded parameters {record.get('params')!r} differ "
-                    "from the test cell's", False, problems)
+            return Verdict(False, f"{check.name}: recorded parameters {record.get('params')!r} "
+                           "differ from the test cell's", "forged", problems)
         try:
             check.rejudge(params, record["answers"])
         except AssertionError as exc:
-            return False, f"{check.name}: {exc}", False, problems
+            return Verdict(False, f"{check.name}: {exc}", "rejected", problems)
         except Exception as exc:  # noqa: BLE001 - garbage answers must fail, not crash
-            return (False, f"{check.name}: the recorded answers cannot be judged "
-                    f"({type(exc).__name__}: {exc})", False, problems)
-    return True, "verified outside the kernel", False, problems
+            return Verdict(False, f"{check.name}: the recorded answers cannot be judged "
+                           f"({type(exc).__name__}: {exc})", "rejected", problems)
+    return Verdict(True, "verified outside the kernel", "verified", problems)
 
 
 # --------------------------------------------------------------------------- sanitize
@@ -330,13 +354,14 @@ class TrustedVerdicts(NbGraderPreprocessor):
                     utils.is_solution(cell) or gid not in trusted:
                 continue
             if not _is_trusted_source(cell.source, trusted[gid]):  # OverwriteCells restored it
-                ok, reason, kernel_failed, problems = (False, "test cell source differs from "
-                                                       "the gradebook", False, [])
+                verdict = Verdict(False, "test cell source differs from the gradebook",
+                                  "source-differs", [])
             else:
-                ok, reason, kernel_failed, problems = judge_cell(trusted[gid], cell)
-            for p in problems:
+                verdict = judge_cell(trusted[gid], cell)
+            ok, reason, kernel_failed = verdict.ok, verdict.reason, verdict.kernel_failed
+            for p in verdict.problems:
                 self._flag(meta, "unverifiable", gid, p)
-            if reason == "no checker call to verify outside the kernel":
+            if verdict.kind == "no-checker":
                 self._flag(meta, "unverifiable", gid, "this test cell calls no checker: its "
                            "verdict comes from the kernel and can be forged")
             if not ok and not kernel_failed:

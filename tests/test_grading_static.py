@@ -142,8 +142,8 @@ def test_parse_check_calls_reads_literal_parameters():
 
 def test_right_recordings_pass_and_warnings_do_not_count():
     stderr = NotebookNode(output_type="stream", name="stderr", text="UserWarning: careful\n")
-    ok, reason, _, _ = judge_cell(SOURCE, _cell(_record({}), stderr, _record(HIDDEN)))
-    assert ok, reason
+    verdict = judge_cell(SOURCE, _cell(_record({}), stderr, _record(HIDDEN)))
+    assert verdict.ok and verdict.kind == "verified", verdict
 
 
 def _wrong(X, c):
@@ -152,26 +152,35 @@ def _wrong(X, c):
     return labels
 
 
-@pytest.mark.parametrize("outputs, why", [
-    (lambda: [_record({}), _record(HIDDEN, _wrong)], "not assigned to their nearest"),
-    (lambda: [_record({})], "expected 2 recorded"),
-    (lambda: [], "expected 2 recorded"),
-    (lambda: [_record({}), _record({"seeds": [0], "dims": [2]})], "parameters"),
-    (lambda: [_record({}), _record(HIDDEN), _record(HIDDEN)], "expected 2 recorded"),
+@pytest.mark.parametrize("outputs, why, kind", [
+    (lambda: [_record({}), _record(HIDDEN, _wrong)], "not assigned to their nearest",
+     "rejected"),
+    (lambda: [_record({})], "expected 2 recorded", "forged"),
+    (lambda: [], "expected 2 recorded", "forged"),
+    (lambda: [_record({}), _record({"seeds": [0], "dims": [2]})], "parameters", "forged"),
+    (lambda: [_record({}), _record(HIDDEN), _record(HIDDEN)], "expected 2 recorded", "forged"),
     (lambda: [_record({}), NotebookNode(output_type="error", ename="AssertionError",
-                                        evalue="x", traceback=[])], "AssertionError"),
+                                        evalue="x", traceback=[])], "AssertionError",
+     "kernel-failed"),
 ])
-def test_wrong_missing_or_forged_recordings_fail(outputs, why):
-    ok, reason, _, _ = judge_cell(SOURCE, _cell(*outputs()))
-    assert not ok and why in reason, reason
+def test_wrong_missing_or_forged_recordings_fail(outputs, why, kind):
+    verdict = judge_cell(SOURCE, _cell(*outputs()))
+    assert not verdict.ok and why in verdict.reason, verdict
+    assert verdict.kind == kind and verdict.kernel_failed == (kind == "kernel-failed"), verdict
+
+
+def test_a_cell_without_a_checker_call_is_said_so_by_kind():
+    verdict = judge_cell("assert 1 + 1 == 2", _cell())
+    assert verdict.ok and verdict.kind == "no-checker", verdict
 
 
 def test_garbage_recordings_fail_without_crashing():
     rec = _record(HIDDEN)
     rec.data[RECORD_MIMETYPE]["answers"][0] = {"__b64array__": "AAAA", "dtype": "|O",
                                                "shape": [10**12]}
-    ok, reason, _, _ = judge_cell(SOURCE, _cell(_record({}), rec))
-    assert not ok and "cannot be judged" in reason
+    verdict = judge_cell(SOURCE, _cell(_record({}), rec))
+    assert not verdict.ok and "cannot be judged" in verdict.reason
+    assert verdict.kind == "rejected"
 
 
 def test_encode_decode_round_trip_is_exact():

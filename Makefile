@@ -12,7 +12,7 @@ UNITS := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 # nbgrader shells out to the venv's `alembic`; keep the venv's bin first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv lab demo test lint pytest release bench clean clean-grading sandbox grade browser test-browser
+.PHONY: help venv lab demo test lint pytest release bench clean clean-grading sandbox postgres grade browser test-browser
 
 help:
 	@echo "make lab      start JupyterLab on notebooks/ (installs on first use)"
@@ -23,6 +23,7 @@ help:
 	@echo "make clean-grading  delete grading/work/ (gradebook, submissions): asks first"
 	@echo "make grade ASSIGNMENT=01-kmeans SUBMISSIONS=path/   autograde a class (sandboxed)"
 	@echo "make sandbox  install bubblewrap, the grading sandbox (as root; warns otherwise)"
+	@echo "make postgres install PostgreSQL for the shared-gradebook test (as root; warns otherwise)"
 	@echo "make test-browser  JupyterLab in headless Chromium (screenshots in test-artifacts/)"
 
 venv: $(STAMP)
@@ -66,7 +67,7 @@ browser:
 test-browser: $(STAMP) browser
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests/browser -m browser -rs
 
-test: sandbox lint pytest
+test: sandbox postgres lint pytest
 
 release: $(STAMP)
 	cd grading && for u in $(UNITS); do nbgrader generate_assignment $$u --force || exit 1; done
@@ -106,6 +107,23 @@ sandbox:
 	    echo "!! root and apt-get). Grading will run UNPROTECTED: student code could read the"; \
 	    echo "!! gradebook and other submissions. Install it: sudo apt-get install bubblewrap"; \
 	    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	fi
+
+# PostgreSQL (Debian's postgresql) for tests/test_grading_postgres.py, which starts its own
+# throwaway server: a gradebook several TAs share. Never fails: without it that test skips.
+PG_INITDB = $(firstword $(shell command -v initdb 2>/dev/null) $(wildcard /usr/lib/postgresql/*/bin/initdb))
+postgres:
+	@initdb="$(PG_INITDB)"; \
+	if [ -n "$$initdb" ]; then \
+	    echo "postgres: $$($$initdb --version) found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	    >/dev/null 2>&1; then \
+	    echo "postgres: installed $$(ls /usr/lib/postgresql/*/bin/initdb | tail -n 1)"; \
+	else \
+	    echo "WARNING: PostgreSQL (initdb, pg_ctl) is missing and could not be installed (needs"; \
+	    echo "  root and apt-get): the shared-gradebook test will be skipped. Install it:"; \
+	    echo "  sudo apt-get install postgresql"; \
 	fi
 
 ASSIGNMENT ?=

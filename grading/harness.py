@@ -263,12 +263,34 @@ def _snapshot_db(src: Path, dest: Path):
         a.backup(b)
 
 
+def _copy_to_sqlite(url, dest: Path):
+    """Any SQLAlchemy gradebook (PostgreSQL, MySQL ...) copied row by row into a new SQLite
+    file: nbgrader's tables (parents first) and its alembic version."""
+    from nbgrader.api import Base
+    from sqlalchemy import MetaData, Table, create_engine
+
+    src, out = create_engine(url), create_engine(f"sqlite:///{dest}")
+    try:
+        Base.metadata.create_all(out)
+        with src.connect() as a, out.begin() as b:
+            version = Table("alembic_version", MetaData(), autoload_with=a)
+            version.create(b)
+            for table in [*Base.metadata.sorted_tables, version]:
+                rows = [dict(r._mapping) for r in a.execute(table.select())]
+                if rows:
+                    b.execute(table.insert(), rows)
+    finally:
+        src.dispose()
+        out.dispose()
+
+
 def _snapshot(course: Course, dest: Path):
-    """A private SQLite copy of the gradebook for the workers."""
-    if not course.is_sqlite:
-        raise GradingRefused(f"the batch harness needs a SQLite gradebook (got {course.db_url})"
-                             ": grade with plain `nbgrader autograde` for other databases")
-    _snapshot_db(course.db_path, dest)
+    """A private SQLite copy of the gradebook for the workers, whatever database the real
+    one is in (their copies are thrown away: results reach it through the serial replay)."""
+    if course.is_sqlite:
+        _snapshot_db(course.db_path, dest)
+    else:
+        _copy_to_sqlite(course.db_url, dest)
 
 
 # --------------------------------------------------------------------------- workers

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -157,20 +158,9 @@ def train(model, data, *, epochs: int = 10, lr: float = 1e-3, optimizer: str = "
     >>> r.epochs, r.train_loss[-1] < r.train_loss[0], r.test_accuracy[-1] > 0.5
     (3, True, True)
     """
-    epochs = check_int(epochs, "epochs", min_value=1)
-    lr = check_float(lr, "lr", min_value=0.0, min_inclusive=False)
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    batch_size = check_int(batch_size, "batch_size", min_value=1)
-    momentum = check_float(momentum, "momentum", min_value=0.0, max_value=1.0,
-                           max_inclusive=False)
-    weight_decay = check_float(weight_decay, "weight_decay", min_value=0.0)
-    check_choice(schedule, "schedule", SCHEDULES)
-    shift = check_int(shift, "shift", min_value=0)
-    seed = check_int(seed, "seed", min_value=0)
+    epochs, lr, batch_size, momentum, weight_decay, shift, seed = _checked(
+        model, epochs, lr, optimizer, batch_size, momentum, weight_decay, schedule, shift, seed)
     X_train, y_train, X_test, y_test = _unpack(data)
-    if not (isinstance(model, nn.Module) or callable(model)):
-        raise TypeError(f"model must be a torch.nn.Module or a function that returns one, "
-                        f"got {type(model).__name__}")
     device = resolve_device(device)
 
     start = time.perf_counter()
@@ -194,21 +184,10 @@ def train(model, data, *, epochs: int = 10, lr: float = 1e-3, optimizer: str = "
         bar = _progress(epochs, progress)
         step = 0
         for epoch in bar:
-            model.train()
-            total_loss = 0.0
-            for idx in torch.randperm(n, generator=order).split(batch_size):
-                for group in opt.param_groups:
-                    group["lr"] = _learning_rate(schedule, lr, step, total_steps, epoch, epochs)
-                xb = Xtr[idx.to(device)]
-                if shift:
-                    xb = random_shift(xb, shift, generator=order)
-                loss = F.cross_entropy(model(xb), ytr[idx.to(device)])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total_loss += loss.item() * len(idx)
-                step += 1
-            losses.append(total_loss / n)
+            rate = partial(_learning_rate, schedule, lr, total_steps=total_steps, epoch=epoch,
+                           epochs=epochs)
+            loss, step = _one_epoch(model, opt, Xtr, ytr, order, batch_size, shift, rate, step)
+            losses.append(loss)
             train_errors.append(1.0 - evaluate(model, X_train, y_train, device=device))
             test_accuracies.append(evaluate(model, X_test, y_test, device=device))
             bar.set_postfix(loss=f"{losses[-1]:.3f}", train_err=f"{train_errors[-1]:.3f}",
@@ -218,6 +197,45 @@ def train(model, data, *, epochs: int = 10, lr: float = 1e-3, optimizer: str = "
     return TrainResult(model=model, train_loss=tuple(losses), train_error=tuple(train_errors),
                        test_accuracy=tuple(test_accuracies),
                        seconds=time.perf_counter() - start, device=str(device))
+
+
+def _one_epoch(model, opt, Xtr, ytr, order, batch_size, shift, rate, step):
+    """One pass over the training set in the order drawn from ``order``; ``rate(step)`` is
+    the learning rate of each step. Returns (mean training loss, the next step number)."""
+    model.train()
+    n, device = len(Xtr), Xtr.device
+    total_loss = 0.0
+    for idx in torch.randperm(n, generator=order).split(batch_size):
+        for group in opt.param_groups:
+            group["lr"] = rate(step)
+        xb = Xtr[idx.to(device)]
+        if shift:
+            xb = random_shift(xb, shift, generator=order)
+        loss = F.cross_entropy(model(xb), ytr[idx.to(device)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total_loss += loss.item() * len(idx)
+        step += 1
+    return total_loss / n, step
+
+
+def _checked(model, epochs, lr, optimizer, batch_size, momentum, weight_decay, schedule, shift,
+             seed):
+    """``train``'s arguments checked (a sentence naming the parameter otherwise)."""
+    if not (isinstance(model, nn.Module) or callable(model)):
+        raise TypeError(f"model must be a torch.nn.Module or a function that returns one, "
+                        f"got {type(model).__name__}")
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(schedule, "schedule", SCHEDULES)
+    return (check_int(epochs, "epochs", min_value=1),
+            check_float(lr, "lr", min_value=0.0, min_inclusive=False),
+            check_int(batch_size, "batch_size", min_value=1),
+            check_float(momentum, "momentum", min_value=0.0, max_value=1.0,
+                        max_inclusive=False),
+            check_float(weight_decay, "weight_decay", min_value=0.0),
+            check_int(shift, "shift", min_value=0),
+            check_int(seed, "seed", min_value=0))
 
 
 def predict(model, X, *, batch_size: int = 512, device=None) -> np.ndarray:

@@ -90,8 +90,10 @@ def run_init(method, X, k, repeats):
     else:
         from helpers.clustering import init_centers
 
+        engine = method.removeprefix("init-")  # init-numpy, init-numba
+
         def init(seed):
-            return init_centers(X, k, init="k-means++", seed=seed)
+            return init_centers(X, k, init="k-means++", seed=seed, engine=engine)
 
     init(100)  # warm-up
     base = reset_peak_rss()
@@ -161,6 +163,14 @@ def main():
 
     import torch
 
+    try:
+        import numba  # noqa: F401
+
+        has_numba = True
+    except ImportError:
+        has_numba = False
+        print("numba is not installed: no compiled engine")
+    init_methods = ["init-sklearn", "init-numpy"] + (["init-numba"] if has_numba else [])
     print(f"k-means++ initialisation (greedy, 2 + log k trials), best of 5 seeds; "
           f"torch threads {torch.get_num_threads()}")
     for n, d, k in [] if args.lloyd_only else INIT_QUICK if args.quick else INIT_CASES:
@@ -168,24 +178,20 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             path = f"{tmp}/data.npz"
             np.savez(path, X=X, init=init)
-            res = measure_rounds(("init-sklearn", "init-ours"), path, k, 0, 5, args.rounds)
-        sk, ours = res["init-sklearn"], res["init-ours"]
+            res = measure_rounds(init_methods, path, k, 0, 5, args.rounds)
+        sk = res["init-sklearn"]
         print(f"\nn={n:,} d={d} k={k}")
         for m, r in res.items():
             print(f"  {m:12s} {r['time'] * 1000:9.1f} ms   x{r['time'] / sk['time']:5.2f} of sklearn"
                   f"   peak +{r['peak_mib']:7.1f} MiB   mean potential "
                   f"{r['potential'] / sk['potential']:.3f} of sklearn's")
-        print(f"  memory: x{ours['peak_mib'] / max(sk['peak_mib'], 1e-9):.2f} of sklearn's peak")
+        for m in init_methods[1:]:
+            print(f"  {m}: memory x{res[m]['peak_mib'] / max(sk['peak_mib'], 1e-9):.2f} "
+                  "of sklearn's peak")
     if args.init_only:
         return
 
-    methods = ["sklearn", "numpy", "torch-cpu"]
-    try:
-        import numba  # noqa: F401
-
-        methods.insert(2, "numba")
-    except ImportError:
-        print("numba is not installed: no compiled pass")
+    methods = ["sklearn", "numpy"] + (["numba"] if has_numba else []) + ["torch-cpu"]
     cases = [(*c, methods) for c in (QUICK if args.quick else CASES)]
     if torch.cuda.is_available():
         cases.append((*GPU_CASE, ("sklearn", "torch-gpu")))

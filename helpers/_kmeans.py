@@ -46,13 +46,15 @@ def _lloyd(X, centers, max_iter, tol_abs, engine="auto"):
     converged = False
     x_sq = float(np.einsum("ij,ij->", X, X))
     assign_and_sum = _pick_pass(X.shape[0], centers.shape[0], engine)
-    if assign_and_sum is None:  # the reference; X.T made contiguous once, for the sums
+    fast = assign_and_sum is not None
+    if not fast:  # the reference; X.T made contiguous once, for the sums
         columns = np.ascontiguousarray(X.T)
 
         def assign_and_sum(X, centers, run, sums=True):
             return _assign_and_sum(X, centers, run, sums=sums, columns=columns)
 
-    with _BlockRunner(X.shape[0]) as run:
+    # the compiled pass calls BLAS from its own loop, always on one thread (as sklearn)
+    with _BlockRunner(X.shape[0], one_blas_thread=fast) as run:
         for _ in range(max_iter):
             labels, sums, counts, best = assign_and_sum(X, centers, run)
             inertias.append(max(best + x_sq, 0.0))
@@ -81,6 +83,12 @@ def _pick_pass(n, k, engine="auto"):
     environment variable ``HELPERS_KMEANS_ENGINE`` (``numpy``, ``numba`` or ``auto``)
     overrides "auto".
     """
+    fast = _numba_module(n, k, engine)
+    return None if fast is None else fast.assign_and_sum
+
+
+def _numba_module(n, k, engine="auto"):
+    """:mod:`helpers._kmeans_numba`, loaded and compiled, or None: see :func:`_pick_pass`."""
     import os
 
     if engine == "auto":
@@ -93,35 +101,37 @@ def _pick_pass(n, k, engine="auto"):
         import sys
 
         loaded = "helpers._kmeans_numba" in sys.modules
-        if n * k < (_NUMBA_MIN_WORK_LOADED if loaded else _NUMBA_MIN_WORK):
+        if _numba_failed or n * k < (_NUMBA_MIN_WORK_LOADED if loaded else _NUMBA_MIN_WORK):
             return None
         try:
             from helpers import _kmeans_numba
 
             _kmeans_numba.ready()
         except Exception as exc:  # no numba, or it cannot compile here: the reference
-            _warn_numba_unusable(exc)
+            _numba_unusable(exc)
             return None
-        return _kmeans_numba.assign_and_sum
+        return _kmeans_numba
     from helpers import _kmeans_numba
 
     _kmeans_numba.ready()
-    return _kmeans_numba.assign_and_sum
+    return _kmeans_numba
 
 
-_numba_warned = False  # warn once per process
+_numba_failed = False  # "auto" tried numba in this process and it did not load
 
 
-def _warn_numba_unusable(exc):
-    global _numba_warned
-    if isinstance(exc, ImportError) or _numba_warned:
-        return  # numba is optional: no warning when it is simply not installed
+def _numba_unusable(exc):
+    """Remember that numba did not load (no second try), and say so once - unless it is
+    simply not installed (it is optional)."""
+    global _numba_failed
+    _numba_failed = True
+    if isinstance(exc, ImportError):
+        return
     import warnings
 
-    _numba_warned = True
     warnings.warn(f"K-Means: the compiled (numba) pass failed to load ({exc!r}); using the "
                   "numpy reference, which gives the same results more slowly", RuntimeWarning,
-                  stacklevel=4)
+                  stacklevel=5)
 
 
 def _assign_and_sum(X, centers, run=None, sums=True, columns=None):
@@ -185,7 +195,7 @@ class _BlockRunner:
     measured on 2 cores, the assignment pass takes half the time at 1,000,000 x 2, k=8,
     and the same time at 200,000 x 16, k=32 (see NOTES.md)."""
 
-    def __init__(self, n, workers=None):
+    def __init__(self, n, workers=None, one_blas_thread=False):
         import os
 
         if workers is None:
@@ -193,21 +203,22 @@ class _BlockRunner:
                      else os.cpu_count())
             workers = min(cores or 1, n // _PARALLEL_MIN_ROWS)
         self.workers = max(1, workers)
+        self._one_blas_thread = one_blas_thread or self.workers > 1
         self._pool = self._limits = None
 
     def __enter__(self):
+        if self._one_blas_thread:
+            self._limits = _one_blas_thread()
         if self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            from threadpoolctl import threadpool_limits
-
-            self._limits = threadpool_limits(limits=1, user_api="blas")
             self._pool = ThreadPoolExecutor(self.workers)
         return self
 
     def __exit__(self, *exc):
         if self._pool is not None:
             self._pool.shutdown()
+        if self._limits is not None:
             self._limits.restore_original_limits()
 
     def __call__(self, starts, work):
@@ -224,6 +235,22 @@ class _BlockRunner:
     @staticmethod
     def serial(starts, work):
         return [work(starts)]
+
+
+_blas_controller = None
+
+
+def _one_blas_thread():
+    """threadpoolctl's ``threadpool_limits(1, user_api="blas")``, from a controller made
+    once (a fresh ``threadpool_limits`` scans the loaded libraries: ~2 ms a call). Use as
+    a context manager, or call ``restore_original_limits()``."""
+    global _blas_controller
+    if _blas_controller is None:
+        import scipy.linalg.blas  # noqa: F401  (load scipy's BLAS before looking for it)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _assign(X, centers):
@@ -295,7 +322,7 @@ def relocate_empty_clusters(X, labels, old_centers, sums, counts):
         counts[new_id] = 1
 
 
-def kmeans_plusplus(X, k, rng):
+def kmeans_plusplus(X, k, rng, engine="auto"):
     """Greedy k-means++ (Arthur & Vassilvitskii 2007), with sklearn's 2 + log(k) trials.
 
     The first center is a uniformly random row. Each next center: draw ``n_trials`` rows
@@ -304,21 +331,29 @@ def kmeans_plusplus(X, k, rng):
 
     Distances use ||x - c||^2 = ||x - m||^2 + ||c - m||^2 - 2 (x - m).(c - m) about the
     data's mean m (accurate when the data sit far from 0), block by block of rows: the
-    memory is a few arrays of n floats and one cache-sized block, never (n_trials, n, d).
+    memory is a few arrays of n floats, the trials' distances (n, n_trials) as sklearn
+    keeps them, and one cache-sized block; never (n_trials, n, d).
     Randomness only from ``rng`` (a numpy Generator), and every sum runs in a fixed order,
     so a seed gives the same centers every time. (The same seed does not give sklearn's
     centers: sklearn draws from a legacy RandomState.)
+
+    ``engine`` as for Lloyd's loop (:func:`_pick_pass`): the compiled blocks of
+    :mod:`helpers._kmeans_numba` make the same floating-point operations in the same order
+    (same BLAS call, sums along each block in row order, then block after block), so both
+    engines pick the same centers from the same seed.
     """
-    if X.shape[0] < _CHUNK:
-        return _kmeans_plusplus(X, k, rng)
-    from threadpoolctl import threadpool_limits
+    fast = _numba_module(X.shape[0], k, engine)
+    # BLAS on one thread in both engines: the products are small (n_trials x d by d x block),
+    # so BLAS threads would only wait for each other, and a threaded sum (dgemv) could add
+    # in another order
+    if fast is not None:
+        with _BlockRunner(X.shape[0], one_blas_thread=True) as run:
+            return _kmeans_plusplus(X, k, rng, fast.trial_gains, run)
+    with _one_blas_thread():
+        return _kmeans_plusplus(X, k, rng, _trial_gains)
 
-    # the products are small (n_trials x d by d x block): BLAS threads only wait for each other
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _kmeans_plusplus(X, k, rng)
 
-
-def _kmeans_plusplus(X, k, rng):
+def _kmeans_plusplus(X, k, rng, trial_gains, run=None):
     n, d = X.shape
     n_trials = 2 + int(np.log(k))
     mean = X.mean(axis=0)
@@ -329,8 +364,11 @@ def _kmeans_plusplus(X, k, rng):
     x_sq_total = x_sq.sum()
     centers = np.empty((k, d))
     centers[0] = X[int(rng.integers(n))]
-    closest = np.full(n, np.inf)  # D^2: squared distance to the nearest chosen center
-    _closer(X, x_sq, mean, centers[0], closest)
+    # ||x - t||^2 - ||x - m||^2 for every trial and row (sklearn keeps the same n_trials x n)
+    trial_dist = np.empty((n_trials, n))
+    gap = np.full(n, np.inf)  # D^2 - ||x - m||^2 (first: no center yet)
+    trial_gains(X, gap, *_distance_terms(X, mean, centers[:1]), trial_dist[:1], run)
+    closest = np.maximum(trial_dist[0] + x_sq, 0.0)  # D^2 (never below 0: rounding)
     cumulative = np.empty(n)
     for c in range(1, k):
         np.cumsum(closest, out=cumulative)
@@ -341,9 +379,12 @@ def _kmeans_plusplus(X, k, rng):
             candidates = np.searchsorted(cumulative, rng.uniform(size=n_trials) * total)
             np.minimum(candidates, n - 1, out=candidates)
         # sum D^2 if each candidate were added (its argmin is all that matters)
-        potentials = x_sq_total + _trial_gains(X, closest - x_sq, mean, X[candidates])
-        centers[c] = X[candidates[int(np.argmin(potentials))]]
-        _closer(X, x_sq, mean, centers[c], closest)
+        np.subtract(closest, x_sq, out=gap)
+        gains = trial_gains(X, gap, *_distance_terms(X, mean, X[candidates]), trial_dist, run)
+        best = int(np.argmin(x_sq_total + gains))
+        centers[c] = X[candidates[best]]
+        new = np.add(trial_dist[best], x_sq, out=cumulative)  # (cumulative is free now)
+        np.minimum(closest, np.maximum(new, 0.0, out=new), out=closest)
     return centers
 
 
@@ -353,38 +394,33 @@ def _distance_terms(X, mean, trials):
     and rows per block so that a (n_trials, rows) float64 block takes about 1 MiB (fits the cache)."""
     shifted = trials - mean
     offsets = np.einsum("ij,ij->i", shifted, shifted) + 2.0 * (shifted @ mean)
-    return -2.0 * shifted, offsets, max(256, 2**17 // len(trials))
+    return np.ascontiguousarray(-2.0 * shifted), offsets, max(256, 2**17 // len(trials))
 
 
-def _trial_gains(X, gap, mean, trials):
-    """sum over rows of min(||x - t||^2 - ||x - m||^2, gap) for each trial t: shape (n_trials,).
+def _trial_gains(X, gap, minus_2s, offsets, rows, out, run=None):
+    """sum over rows of min(||x - t||^2 - ||x - m||^2, gap) for each trial t: shape (n_trials,);
+    ``out`` (n_trials, n) receives every ||x - t||^2 - ||x - m||^2.
 
     ``gap`` is D^2 - ||x - m||^2 per row, so adding sum ||x - m||^2 gives each trial's sum
-    of min(D^2, ||x - t||^2): one matrix product and three passes over each block.
+    of min(D^2, ||x - t||^2). Per block of rows: one matrix product, the offsets, the
+    minimum, and the block's sums (a matrix-vector product with ones), then block after
+    block. Both BLAS calls are scipy's, made as the compiled engine makes them, so both
+    engines get the same bits (with BLAS on one thread).
     """
-    minus_2s, offsets, rows = _distance_terms(X, mean, trials)
-    t = len(trials)
+    from scipy.linalg.blas import dgemm, dgemv
+
+    t = len(minus_2s)
     buffer = np.empty(t * rows)
+    ones = np.ones(rows)
     gains = np.zeros(t)
     for start in range(0, X.shape[0], rows):
         block = X[start : start + rows]
         m = block.shape[0]
-        dist = np.matmul(minus_2s, block.T, out=buffer[: t * m].reshape(t, m))
+        # column-major: dist.T (m, n_trials) = block (m, d) @ minus_2s.T (d, n_trials)
+        dist = dgemm(1.0, block.T, minus_2s.T, beta=0.0, c=buffer[: t * m].reshape(t, m).T,
+                     trans_a=1, overwrite_c=1).T
         dist += offsets[:, None]
+        out[:, start : start + m] = dist
         np.minimum(dist, gap[start : start + m], out=dist)
-        gains += dist.sum(axis=1)
+        gains += dgemv(1.0, dist.T, ones[:m], trans=1)  # column-major (m, n_trials).T @ ones
     return gains
-
-
-def _closer(X, x_sq, mean, center, closest):
-    """closest = min(closest, ||x - center||^2) in place, never below 0 (rounding)."""
-    minus_2s, offsets, rows = _distance_terms(X, mean, center[None])
-    buffer = np.empty(rows)
-    for start in range(0, X.shape[0], rows):
-        block = X[start : start + rows]
-        m = block.shape[0]
-        dist = np.matmul(block, minus_2s[0], out=buffer[:m])
-        dist += offsets[0]
-        dist += x_sq[start : start + m]
-        np.maximum(dist, 0.0, out=dist)
-        np.minimum(closest[start : start + m], dist, out=closest[start : start + m])

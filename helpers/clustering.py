@@ -147,7 +147,8 @@ def kmeans(
         compiled loop with sklearn's structure (needs numba). "auto" (default): the
         compiled loop when numba is installed and the problem is big (n * k from about
         4 million; the first use in a process costs ~0.5 s to load numba, more to compile
-        the first time), the reference otherwise. The environment variable
+        the first time), the reference otherwise. The k-means++ initialisation takes the
+        same engine (and picks the same centers with either). The environment variable
         ``HELPERS_KMEANS_ENGINE=numpy`` makes "auto" mean the reference everywhere.
 
     Returns
@@ -191,7 +192,7 @@ def kmeans(
     check_choice(backend, "backend", BACKENDS)
     check_choice(engine, "engine", ENGINES)
 
-    centers0 = init_centers(X, k, init=init, seed=seed)
+    centers0 = init_centers(X, k, init=init, seed=seed, engine=engine)
     # Like sklearn, work on centred data: it changes nothing mathematically but keeps the
     # ||x||^2 - 2 x.c + ||c||^2 distance trick accurate when the data sit far from 0.
     mean = X.mean(axis=0)
@@ -304,8 +305,10 @@ def inertia(X, centers, labels=None):
     return total
 
 
-def init_centers(X, k, *, init="k-means++", seed=None):
+def init_centers(X, k, *, init="k-means++", seed=None, engine="auto"):
     """Initial centers for :func:`kmeans` (see its ``init`` parameter); shape (k, d).
+
+    ``engine`` as in :func:`kmeans` (for "k-means++"; both engines pick the same centers).
 
     Examples
     --------
@@ -325,12 +328,13 @@ def init_centers(X, k, *, init="k-means++", seed=None):
             raise ValueError(f"init must have shape (k, d) = ({k}, {d}), got {centers.shape}")
         return centers.copy()
     check_choice(init, "init", INITS)
+    check_choice(engine, "engine", ENGINES)
     rng = np.random.default_rng(seed)
     if init == "random":
         return X[np.sort(rng.choice(n, size=k, replace=False))].copy()
     if init == "farthest":
         return farthest_first(X, k, first=int(rng.integers(n)))
-    return kmeans_plusplus(X, k, rng)
+    return kmeans_plusplus(X, k, rng, engine)
 
 
 def farthest_first(X, k, first=0):

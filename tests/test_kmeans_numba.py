@@ -59,6 +59,7 @@ def test_auto_takes_the_compiled_pass_above_the_threshold(monkeypatch):
 
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK", 10**6)
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK_LOADED", 10**6)
+    monkeypatch.setattr(_kmeans, "_numba_failed", False)
     assert _kmeans._pick_pass(10**5, 10) is _kmeans_numba.assign_and_sum
     assert _kmeans._pick_pass(10**5, 9) is None
     assert _kmeans._pick_pass(10**5, 10, "numpy") is None
@@ -129,7 +130,9 @@ def test_without_numba_auto_uses_the_reference(monkeypatch):
     monkeypatch.delattr(helpers, "_kmeans_numba", raising=False)
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK", 1)
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK_LOADED", 1)
+    monkeypatch.setattr(_kmeans, "_numba_failed", False)
     assert _kmeans._pick_pass(10**6, 10) is None
+    assert _kmeans.kmeans_plusplus(np.eye(3), 2, np.random.default_rng(0)).shape == (2, 3)
     with pytest.raises(ImportError):
         _kmeans._pick_pass(10, 2, "numba")
     X, _ = toy_2d("blobs", n=300, seed=1)
@@ -148,11 +151,11 @@ def test_a_broken_numba_falls_back_with_a_warning(monkeypatch):
     monkeypatch.setattr(_kmeans_numba, "ready", broken)
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK", 1)
     monkeypatch.setattr(_kmeans, "_NUMBA_MIN_WORK_LOADED", 1)
-    monkeypatch.setattr(_kmeans, "_numba_warned", False)
+    monkeypatch.setattr(_kmeans, "_numba_failed", False)
     with pytest.warns(RuntimeWarning, match="LLVM says no"):
         assert _kmeans._pick_pass(1000, 4) is None
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once per process
+        warnings.simplefilter("error")  # once per process, and no second try
         assert _kmeans._pick_pass(1000, 4) is None
     with pytest.raises(RuntimeError, match="LLVM says no"):  # asked for by name: no fallback
         _kmeans._pick_pass(1000, 4, "numba")

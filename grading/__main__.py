@@ -3,6 +3,7 @@
 ``python -m grading report --assignment 01-kmeans`` rebuilds grades.csv and the report from
 the gradebook (after grading written answers in formgrader, say).
 ``python -m grading sandbox`` says whether kernels will run sandboxed here.
+``--scheduler tcp://HOST:8786`` grades on a Dask cluster's workers (docs/grading-cluster.md).
 
 Exit status: 0 graded; 3 refused to grade (the canary failed: nothing was touched); 2 usage.
 """
@@ -41,6 +42,10 @@ def main(argv=None):
                    help="grade only this student (repeatable)")
     g.add_argument("--force", action="store_true",
                    help="regrade submissions that have not changed since they were graded")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="execute the students on a Dask cluster: the scheduler's address "
+                   "(tcp://HOST:8786) or its scheduler file; every worker runs the canary "
+                   "first (docs/grading-cluster.md). Without it nothing imports Dask")
     g.add_argument("--duedate", default=None,
                    help="the assignment's due date, e.g. '2026-12-01 17:00 UTC' (late "
                    "penalties, see grading/late.py)")
@@ -80,7 +85,8 @@ def main(argv=None):
                     cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                     feedback=not args.no_feedback, progress=not args.quiet,
                     roster=args.roster, students=args.student, force=args.force,
-                    duedate=args.duedate, extra_args=args.nbgrader_arg)
+                    duedate=args.duedate, extra_args=args.nbgrader_arg,
+                    scheduler=args.scheduler)
     except GradingRefused as exc:
         print(exc.message, file=sys.stderr)
         return exc.code

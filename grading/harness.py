@@ -20,7 +20,10 @@ A run loses nobody and nothing. Its phases, each a function below:
    deleted), with nbgrader's ``timestamp.txt`` where the LMS gave a time (or a ``LATE`` tag).
 5. **Execute in parallel**: one worker per core, each running ``nbgrader autograde`` for a few
    students in a private copy of the course (its own folder and a snapshot of the gradebook).
-   A worker that fails or hangs costs only its students, who are listed.
+   A worker that fails or hangs costs only its students, who are listed. With ``--scheduler``
+   the same execution runs on a Dask cluster's workers instead, one task per student, with
+   everything it needs shipped as bytes (``grading.cluster``; the canary then runs on
+   every worker).
 6. **Record serially**: one ordinary ``nbgrader autograde`` in the real course replays the
    workers' executed notebooks (``GuardedExecute.replay_dir``), so the real gradebook is only
    ever written by nbgrader itself, by one process.
@@ -425,8 +428,6 @@ def canary(course: Course, assignment, names, work: Path, logs: Path, extra, tim
     """Grade the source notebook as a student would be graded; raise ``GradingRefused`` with
     the failing cells and the likely cause unless it gets every autograded point. Returns a
     one-line summary."""
-    from nbgrader.api import Gradebook
-
     cache = course.work / "harness" / "canary.json"
     key = _fingerprint(course, assignment, extra)
     try:
@@ -436,16 +437,7 @@ def canary(course: Course, assignment, names, work: Path, logs: Path, extra, tim
     if known.get(assignment, {}).get("fingerprint") == key:
         return f"canary passed (cached {known[assignment]['when']}, same environment)"
     box = work / "canary"
-    folder = box / "in"
-    folder.mkdir(parents=True)
-    for src in _source_notebooks(course, assignment):
-        nb = nbformat.read(str(src), as_version=4)
-        for cell in nb.cells:  # the solutions as a student would have typed them
-            if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
-                cell.source = "\n".join(ln for ln in cell.source.splitlines()
-                                        if "### BEGIN SOLUTION" not in ln
-                                        and "### END SOLUTION" not in ln)
-        nbformat.write(nb, folder / src.name)
+    folder = _canary_submission(course, assignment, box / "in")
     snapshot = box / "snapshot.db"
     _snapshot(course, snapshot)
     replay = box / "replay"
@@ -454,6 +446,37 @@ def canary(course: Course, assignment, names, work: Path, logs: Path, extra, tim
     started = time.monotonic()
     (student, _, problem), = _worker([(CANARY, folder)], assignment, course, snapshot, replay,
                                      logs, extra, timeout, keep=kept)
+    failed = _canary_failures(assignment, problem, kept, replay)
+    seconds = time.monotonic() - started
+    if failed:
+        raise GradingRefused(_refusal(course, assignment, failed, logs))
+    known[assignment] = {"fingerprint": key, "when": _now_text()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(known, indent=1))
+    return f"canary passed ({seconds:.0f} s)"
+
+
+def _canary_submission(course: Course, assignment, folder: Path):
+    """The instructor's source notebooks with the solutions as a student would have typed
+    them, written into ``folder`` (returned)."""
+    folder.mkdir(parents=True)
+    for src in _source_notebooks(course, assignment):
+        nb = nbformat.read(str(src), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+                cell.source = "\n".join(ln for ln in cell.source.splitlines()
+                                        if "### BEGIN SOLUTION" not in ln
+                                        and "### END SOLUTION" not in ln)
+        nbformat.write(nb, folder / src.name)
+    return folder
+
+
+def _canary_failures(assignment, problem, kept: Path, replay: Path):
+    """What the canary lost: one line per autograded cell short of its points (with the
+    error it showed), or the worker's problem. Empty when it got every point. ``kept``:
+    the gradebook it was graded into; ``replay``: its executed notebooks."""
+    from nbgrader.api import Gradebook
+
     failed = []
     if problem is None:
         with Gradebook(f"sqlite:///{kept}") as gb:
@@ -478,21 +501,20 @@ def canary(course: Course, assignment, names, work: Path, logs: Path, extra, tim
                                       f"{grade.max_score:g} ({why})")
     else:
         failed.append(problem)
-    seconds = time.monotonic() - started
-    if failed:
-        causes = diagnose(course)
-        lines = [f"REFUSING TO GRADE {assignment}: the canary (the instructor's own source "
-                 f"notebook, graded through the same sandbox, limits and configuration) did "
-                 f"not get every autograded point, so students would get wrong scores. "
-                 f"Nothing was graded; the gradebook is untouched.", "Failing:"]
-        lines += [f"  - {f}" for f in failed]
-        lines += ["Likely cause:"] + [f"  - {c}" for c in causes] if causes else \
-            [f"Logs: {logs}"]
-        raise GradingRefused("\n".join(lines))
-    known[assignment] = {"fingerprint": key, "when": _now_text()}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(known, indent=1))
-    return f"canary passed ({seconds:.0f} s)"
+    return failed
+
+
+def _refusal(course: Course, assignment, failed, logs, where="", causes=None):
+    """The message of a refused run: what failed, and the likely cause or the logs."""
+    causes = diagnose(course) if causes is None else causes
+    lines = [f"REFUSING TO GRADE {assignment}: the canary (the instructor's own source "
+             f"notebook, graded through the same sandbox, limits and configuration{where}) "
+             f"did not get every autograded point, so students would get wrong scores. "
+             f"Nothing was graded; the gradebook is untouched.", "Failing:"]
+    lines += [f"  - {f}" for f in failed]
+    lines += ["Likely cause:"] + [f"  - {c}" for c in causes] if causes else \
+        [f"Logs: {logs}"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- state
@@ -553,12 +575,16 @@ def _timestamp(collected, student, duedate):
 
 def grade(assignment, submissions, *, course: Course | None = None, out=None, jobs=None,
           cell_timeout=None, notebook_timeout=None, extra_args=(), feedback=True,
-          progress=True, roster=None, students=None, force=False, duedate=None) -> GradeRun:
+          progress=True, roster=None, students=None, force=False, duedate=None,
+          scheduler=None) -> GradeRun:
     """Grade every submission of ``assignment`` in ``submissions`` (see module docs).
 
     ``roster``: CSV mapping LMS ids/names/e-mails to student ids; ``students``: grade only
     these ids; ``force``: regrade unchanged submissions too; ``duedate``: set the
-    assignment's due date (late penalties: ``grading.late``)."""
+    assignment's due date (late penalties: ``grading.late``); ``scheduler``: a Dask
+    scheduler's address (``tcp://host:8786``) or scheduler file: every student is executed
+    on the cluster's workers instead of here (``grading.cluster``; Dask is imported only
+    then)."""
     from grading import collect as collect_mod
     from grading import report as report_mod
     from grading.sandbox import bwrap_status, warn_unprotected
@@ -575,10 +601,16 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
     course.work.mkdir(parents=True, exist_ok=True)
     roster = collect_mod.Roster.read(roster) if not isinstance(roster, collect_mod.Roster) \
         else roster
-    usable, why = bwrap_status()
-    sandbox = why if usable else f"UNPROTECTED: {why}"
-    if not usable:
-        warn_unprotected(why)
+    cluster = client = None
+    if scheduler:  # before anything is touched: an unreachable cluster refuses the run
+        from grading import cluster
+
+        client = cluster.connect(scheduler)
+    else:
+        usable, why = bwrap_status()
+        sandbox = why if usable else f"UNPROTECTED: {why}"
+        if not usable:
+            warn_unprotected(why)
     work = Path(tempfile.mkdtemp(prefix="day6-grading-"))
     try:
         ensure_assignment(course, assignment, work)
@@ -587,7 +619,11 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         names = notebook_names(course, assignment)
         extra = _extra(extra_args, cell_timeout, notebook_timeout)
         limit = (notebook_timeout or NOTEBOOK_TIMEOUT) * max(1, len(names)) + 180
-        canary_note = canary(course, assignment, names, work, logs, extra, limit)
+        if cluster is not None:  # the same canary on every worker, and the same code
+            canary_note, sandbox, checked = cluster.check_workers(
+                client, course, assignment, work, logs, extra, limit)
+        else:
+            canary_note = canary(course, assignment, names, work, logs, extra, limit)
 
         collected = collect_mod.collect(submissions, assignment, names, work / "collected",
                                         roster=roster, others=course_notebooks(course))
@@ -616,8 +652,12 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
                 gradeable[student] = dest
 
         _register(course, chosen, roster, collected.names)
-        replay = _execute(course, assignment, gradeable, results, work, logs, extra, limit,
-                          jobs, progress)
+        if cluster is not None:
+            replay = cluster.execute(client, course, assignment, gradeable, results, work,
+                                     logs, extra, limit, progress, run_id, checked)
+        else:
+            replay = _execute(course, assignment, gradeable, results, work, logs, extra,
+                              limit, jobs, progress)
         _record(course, assignment, gradeable, replay, logs, extra)
         _zero_missing(course, assignment, results, names, gradeable)
         if feedback and gradeable:
@@ -635,6 +675,8 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         run.report = report_mod.write(run)
         return run
     finally:
+        if client is not None:
+            client.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

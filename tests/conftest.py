@@ -127,7 +127,8 @@ def module_course(tmp_path_factory):
 # The few tests that take a minute or more, longest first: xdist hands tests out in
 # collection order, so starting these first lets the two workers finish together (one of
 # them ending on a 90 s test while the other idles cost minutes). Seconds measured on 2 cores.
-HEAVY = {"test_grading_class.py": 200, "test_grading_hostile.py": 150, "test_grading_dask.py": 90, "test_nbgrader_pipeline.py": 60,
+HEAVY = {"test_grading_class.py": 200, "test_grading_hostile.py": 150, "test_grading_dask.py": 90,
+         "test_nbgrader_pipeline.py": 60, "test_grading_postgres.py": 45,
          "test_notebooks_run.py": 20}
 
 

@@ -87,10 +87,18 @@ def connect(address, timeout=30):
     try:
         client.wait_for_workers(1, timeout=timeout)
     except Exception:  # noqa: BLE001 - TimeoutError (asyncio's or the builtin)
-        client.close()
+        close(client)
         raise GradingRefused(f"REFUSING TO GRADE: the Dask scheduler {address} has no worker "
                              f"after {timeout} s. Nothing was graded.") from None
     return client
+
+
+def close(client):
+    """Close the client; a scheduler that is gone must not turn a finished run into a crash."""
+    try:
+        client.close(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - TimeoutError, OSError ...
+        print(f"note: closing the Dask client: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- environment
@@ -223,8 +231,11 @@ def _canaries(client, course, assignment, work, logs, extra, limit, workers, fou
             time.sleep(POLL)
         failures = {}
         for addr, fut in futures.items():
-            if fut.status == "finished":
-                out = fut.result()
+            try:
+                out = fut.result(timeout=60) if fut.status == "finished" else None
+            except Exception as exc:  # noqa: BLE001 - the result was lost with its worker
+                out, failed = None, [f"its result was lost ({type(exc).__name__}: {exc})"]
+            if out is not None:
                 where = box / "workers" / _safe(addr)
                 replay = where / "replay"
                 (replay / CANARY).mkdir(parents=True)
@@ -235,11 +246,17 @@ def _canaries(client, course, assignment, work, logs, extra, limit, workers, fou
                     kept.write_bytes(out["kept"])
                 (logs / f"canary-{_safe(addr)}.log").write_text(out["log"])
                 failed = _canary_failures(assignment, out["problem"], kept, replay)
+            elif fut.status == "finished":
+                pass  # failed says why
             elif fut.status == "error":
                 exc = fut.exception()
                 failed = [f"the worker died while grading the canary ({exc})"
                           if isinstance(exc, KilledWorker) else
                           f"the canary task failed: {type(exc).__name__}: {exc}"]
+                if "deserializ" in str(exc):  # distributed unpickles tasks on the scheduler
+                    failed.append("the scheduler must import grading.cluster too: start it "
+                                  "from the course checkout with PYTHONPATH=<checkout>, like "
+                                  "the workers (docs/grading-cluster.md)")
             else:
                 failed = [f"no result within {limit + 120:.0f} s (the worker may have left "
                           f"the cluster)"]
@@ -392,7 +409,15 @@ def execute(client, course: Course, assignment, gradeable, results, work: Path, 
             student = futures[fut]
             res = results[student]
             if fut.status == "finished":
-                out = fut.result()
+                try:  # the result lives on the worker until fetched: it may die meanwhile
+                    out = fut.result(timeout=limit + 60)
+                except Exception as exc:  # noqa: BLE001 - lost with its worker, cancelled
+                    res.graded = False
+                    res.faults.append({"kind": "worker-lost", "cell": None, "detail":
+                                       f"its result was lost with its Dask worker "
+                                       f"({type(exc).__name__}: {exc}): not graded. Grade "
+                                       f"again (--student {student}) or by hand"})
+                    continue
                 placed[student] = {"worker": out["worker"], "host": out["host"],
                                    "seconds": round(out["seconds"], 2)}
                 (replay / student).mkdir(parents=True, exist_ok=True)

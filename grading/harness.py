@@ -676,7 +676,7 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         return run
     finally:
         if client is not None:
-            client.close()
+            cluster.close(client)
         shutil.rmtree(work, ignore_errors=True)
 
 

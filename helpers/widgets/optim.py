@@ -866,7 +866,7 @@ def _build_controls(surf, surface, start, learning_rate, adaptive_lr, momentum, 
                                        description="show", style=slider["style"]),
         "step": w.IntSlider(value=0, min=0, max=steps, description="step",
                             style=slider["style"], continuous_update=True,
-                            layout=w.Layout(width="420px", max_width="100%")),
+                            layout=w.Layout(width="420px", max_width="calc(100% - 4px)")),
         "play": w.Play(value=0, min=0, max=steps, step=1, interval=50,
                        description="play / pause"),
     }

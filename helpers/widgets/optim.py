@@ -864,6 +864,8 @@ def _build_controls(surf, surface, start, learning_rate, adaptive_lr, momentum, 
                              description="steps", **slider),
         "optimizers": w.SelectMultiple(options=OPTIMIZERS, value=optimizers, rows=6,
                                        description="show", style=slider["style"]),
+        # max width leaves room for the widget's 2 px margin on each side (else it pokes
+        # out of a narrow output area, e.g. 1024 px at 150 % zoom)
         "step": w.IntSlider(value=0, min=0, max=steps, description="step",
                             style=slider["style"], continuous_update=True,
                             layout=w.Layout(width="420px", max_width="calc(100% - 4px)")),

@@ -18,9 +18,11 @@ A run loses nobody and nothing. Its phases, each a function below:
 4. **Place**: each submission goes where nbgrader expects it (an earlier submission of the
    same student is moved to ``grading/work/attic/<student>/<assignment>/<time>/``, never
    deleted), with nbgrader's ``timestamp.txt`` where the LMS gave a time (or a ``LATE`` tag).
-5. **Execute in parallel**: one worker per core, each running ``nbgrader autograde`` for a few
-   students in a private copy of the course (its own folder and a snapshot of the gradebook).
-   A worker that fails or hangs costs only its students, who are listed. With ``--scheduler``
+5. **Execute in parallel**: one worker per core, each a long-lived ``nbgrader autograde``
+   (``grading.autograde_worker``) that takes students from a shared queue, one at a time,
+   in a private copy of the course (its own folder and a snapshot of the gradebook). A
+   student past the time limit, or a worker that dies, costs only that student, who is
+   listed; the next student gets a fresh worker. With ``--scheduler``
    the same execution runs on a Dask cluster's workers instead, one task per student, with
    everything it needs shipped as bytes (``grading.cluster``; the canary then runs on
    every worker).
@@ -45,6 +47,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -122,13 +125,24 @@ def _env():
     env.pop("NBGRADER_EXECUTION", None)
     env["MPLBACKEND"] = "Agg"
     env["PYTHONWARNINGS"] = "ignore"
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")  # one grading process per core: no thread pools besides
     return env
+
+
+# The `nbgrader` command, less one import: nbformat -> jsonschema[format-nongpl] imports
+# `rfc3987_syntax`, which builds IRI grammars at import (~1 s of every nbgrader process, and
+# a class takes ~10 of them) for string formats no nbgrader schema uses; without it jsonschema
+# simply does not check those formats. -P: grading/ (the working folder) is not on sys.path.
+NBGRADER_CMD = [sys.executable, "-P", "-c",
+                "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+                "from nbgrader.apps.nbgraderapp import main; sys.exit(main())"]
 
 
 def nbgrader(args, course: Course, *, timeout=None, log=None, on_line=None):
     """Run the nbgrader CLI from grading/ (so grading/nbgrader_config.py applies).
     ``on_line(text)`` sees each line nbgrader logs, as it comes."""
-    cmd = [str(VENV_BIN / "nbgrader"), *args, f"--CourseDirectory.root={course.root}",
+    cmd = [*NBGRADER_CMD, *args, f"--CourseDirectory.root={course.root}",
            f"--CourseDirectory.db_url={course.db_url}"]
     proc = subprocess.Popen(cmd, cwd=GRADING, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -300,68 +314,75 @@ def _snapshot(course: Course, dest: Path):
 
 def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, logs: Path,
             extra, timeout, on_student=None, keep=None):
-    """Execute a few students in one private course with one nbgrader process (its start-up
-    is a good part of the cost of a student). Returns [(student, seconds, problem)].
-    ``on_student(student)`` is called as each one finishes; ``keep``: a folder to copy the
-    private course's gradebook to (the canary reads its scores)."""
-    started = time.monotonic()
+    """Execute students in one private course (its own folder and a copy of the gradebook
+    ``snapshot``) with one long-lived nbgrader (``grading.autograde_worker``: its start-up is
+    paid once, not per student). ``batch``: (student, folder) pairs, any iterable (the
+    parallel phase hands each thread a shared queue). ``timeout``: seconds per student.
+    Returns [(student, seconds, problem)]; ``on_student(student)`` is called as each one
+    finishes; ``keep``: a folder to copy the private course's gradebook to (the canary reads
+    its scores)."""
+    from grading.autograde_worker import Worker, WorkerDied
+
     tmp = Path(tempfile.mkdtemp(prefix="day6-grade-"))
-    students = [s for s, _ in batch]
+    results = []
     try:
         box = Course(tmp, db_url=f"sqlite:///{tmp / 'gradebook.db'}")
         shutil.copy(snapshot, box.db_path)
         (tmp / "solutions").symlink_to(course.root / "solutions")
-        for student, files in batch:
-            shutil.copytree(files, box.submitted / student / assignment)
-        log = logs / (f"{students[0]}.log" if len(students) == 1 else
-                      f"batch-{students[0]}-{len(students)}.log")
-        problem = None
-        announced = set()
-
-        def seen(line):  # nbgrader logs each student as it starts the next one
-            if on_student is None or "Autograding" not in line:
-                return
-            for s in students:
-                if s not in announced and f"/{s}/" in line.replace(os.sep, "/"):
-                    for earlier in students[:students.index(s)]:
-                        if earlier not in announced:
-                            announced.add(earlier)
-                            on_student(earlier)
-        try:
-            proc = nbgrader(["autograde", assignment, "--force", *extra], box,
-                            timeout=timeout, log=log, on_line=seen)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc, problem = None, f"the grading process ran past {timeout} s"
-        results = []
-        per = (time.monotonic() - started) / len(students)
-        for student in students:
-            out = box.autograded / student / assignment
-            produced = sorted(out.glob("*.ipynb")) if out.exists() else []
-            if not produced:
-                results.append((student, per, problem or f"nbgrader produced no graded "
-                                f"notebook (exit {rc}; see {log})"))
-                continue
-            (replay / student).mkdir(parents=True, exist_ok=True)
-            for nb in produced:
-                shutil.copy(nb, replay / student / nb.name)
-            results.append((student, per, None))
+        with Worker(_env(), REPO) as worker:
+            for student, files in batch:
+                started = time.monotonic()
+                shutil.copytree(files, box.submitted / student / assignment)
+                log = logs / f"{student}.log"
+                problem = rc = None
+                try:
+                    rc = worker.autograde(
+                        [assignment, "--force", f"--CourseDirectory.student_id={student}",
+                         *extra, f"--CourseDirectory.root={box.root}",
+                         f"--CourseDirectory.db_url={box.db_url}"], log, timeout)
+                except subprocess.TimeoutExpired:
+                    problem = f"grading this student ran past {timeout} s"
+                except WorkerDied as exc:
+                    problem = f"{exc} while grading this student (see {log})"
+                out = box.autograded / student / assignment
+                produced = sorted(out.glob("*.ipynb")) if out.exists() else []
+                seconds = time.monotonic() - started
+                if problem or not produced:
+                    results.append((student, seconds, problem or f"nbgrader produced no "
+                                    f"graded notebook (exit {rc}; see {log})"))
+                else:
+                    (replay / student).mkdir(parents=True, exist_ok=True)
+                    for nb in produced:
+                        shutil.copy(nb, replay / student / nb.name)
+                    results.append((student, seconds, None))
+                if on_student is not None:
+                    on_student(student)
         if keep is not None:
             shutil.copy(box.db_path, keep)
-        if on_student is not None:
-            for s in students:
-                if s not in announced:
-                    on_student(s)
         return results
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _batches(items, jobs, most=4):
-    """Deal the students into batches: a few per nbgrader process, enough batches to keep
-    every core busy to the end."""
-    size = max(1, min(most, len(items) // (2 * jobs) or 1))
-    return [items[i:i + size] for i in range(0, len(items), size)]
+class _Queue:
+    """Students that several worker threads drain together; ``stop`` empties it (each
+    worker finishes the student it has and takes no more)."""
+
+    def __init__(self, items):
+        self._items = list(items)
+        self._lock = threading.Lock()
+
+    def take(self):
+        while True:
+            with self._lock:
+                if not self._items:
+                    return
+                item = self._items.pop(0)
+            yield item
+
+    def stop(self):
+        with self._lock:
+            self._items.clear()
 
 
 def default_jobs():
@@ -612,6 +633,7 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         if not usable:
             warn_unprotected(why)
     work = Path(tempfile.mkdtemp(prefix="day6-grading-"))
+    pending = execution = None
     try:
         ensure_assignment(course, assignment, work)
         if duedate is not None:
@@ -622,8 +644,12 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         if cluster is not None:  # the same canary on every worker, and the same code
             canary_note, sandbox, checked = cluster.check_workers(
                 client, course, assignment, work, logs, extra, limit)
-        else:
-            canary_note = canary(course, assignment, names, work, logs, extra, limit)
+        else:  # runs beside collection and execution; nothing is placed or recorded before
+            # it has passed (it takes one core; the class would otherwise wait for it)
+            background = ThreadPoolExecutor(max_workers=1)
+            pending = background.submit(canary, course, assignment, names, work, logs, extra,
+                                        limit)
+            background.shutdown(wait=False)
 
         collected = collect_mod.collect(submissions, assignment, names, work / "collected",
                                         roster=roster, others=course_notebooks(course))
@@ -631,17 +657,10 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         state = load_state(course, assignment)
         chosen, results = _select(collected, state, names, students, force)
         duedate_now = _duedate(course, assignment)
-        gradeable = {}
+        sources = {}  # what the workers execute: a copy, placed only after the canary
         for student, folder in chosen.items():
             res = results[student]
             res.faults = inspect_files(folder, names) + collected.flags.get(student, [])
-            dest = _place(course, assignment, student, folder,
-                          _timestamp(collected, student, duedate_now), run_id)
-            for fault in res.faults:  # keep the evidence, out of nbgrader's way
-                if fault["kind"] == "unreadable-notebook":
-                    bad = dest / f"{fault['cell']}.ipynb"
-                    if bad.exists():
-                        bad.rename(bad.with_suffix(".ipynb.unreadable"))
             if student in collected.late and duedate_now is None:
                 res.faults.append({"kind": "late-no-duedate", "cell": None, "detail":
                                    "the LMS marked this LATE but the assignment has no due "
@@ -649,6 +668,18 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
             missing = {f["cell"] for f in res.faults
                        if f["kind"] in ("missing-notebook", "unreadable-notebook")}
             if len(missing) < len(names):
+                sources[student] = _unreadable_aside(folder, work / "execute" / student,
+                                                     res.faults)
+        if pending is not None:
+            execution = _Execution(course, assignment, sources, work, logs, extra, limit,
+                                   jobs, progress)
+            canary_note = pending.result()  # GradingRefused: nothing placed, nothing recorded
+        gradeable = {}
+        for student, folder in chosen.items():
+            dest = _place(course, assignment, student, folder,
+                          _timestamp(collected, student, duedate_now), run_id)
+            _unreadable_aside(dest, None, results[student].faults)
+            if student in sources:
                 gradeable[student] = dest
 
         _register(course, chosen, roster, collected.names)
@@ -656,12 +687,11 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
             replay = cluster.execute(client, course, assignment, gradeable, results, work,
                                      logs, extra, limit, progress, run_id, checked)
         else:
-            replay = _execute(course, assignment, gradeable, results, work, logs, extra,
-                              limit, jobs, progress)
+            replay = execution.wait(results)
         _record(course, assignment, gradeable, replay, logs, extra)
         _zero_missing(course, assignment, results, names, gradeable)
         if feedback and gradeable:
-            _feedback(course, assignment, gradeable, logs)
+            _feedback(course, assignment, gradeable, logs, jobs)
 
         _update_state(state, collected, results, run_id, chosen)
         state["runs"].append({"run": run_id, "when": _now_text(), "submissions": str(submissions),
@@ -675,9 +705,27 @@ def grade(assignment, submissions, *, course: Course | None = None, out=None, jo
         run.report = report_mod.write(run)
         return run
     finally:
+        if execution is not None:
+            execution.cancel()  # after wait(): nothing left to stop
+        if pending is not None:
+            wait_for([pending])  # the canary's folders are under work/
         if client is not None:
             cluster.close(client)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _unreadable_aside(folder: Path, copy_to: Path | None, faults):
+    """Rename the submission's unreadable notebooks ``*.ipynb.unreadable`` (kept as evidence,
+    out of nbgrader's way), in ``folder`` itself or in a copy made at ``copy_to``."""
+    if copy_to is not None:
+        shutil.copytree(folder, copy_to, ignore=shutil.ignore_patterns("timestamp.txt"))
+        folder = copy_to
+    for fault in faults:
+        if fault["kind"] == "unreadable-notebook":
+            bad = folder / f"{fault['cell']}.ipynb"
+            if bad.exists():
+                bad.rename(bad.with_suffix(".ipynb.unreadable"))
+    return folder
 
 
 def _extra(extra_args, cell_timeout, notebook_timeout):
@@ -720,34 +768,51 @@ def _select(collected, state, names, only, force):
     return chosen, results
 
 
-def _execute(course, assignment, gradeable, results, work, logs, extra, limit, jobs,
-             progress):
-    snapshot = work / "snapshot.db"
-    _snapshot(course, snapshot)
-    replay = work / "replay"
-    replay.mkdir()
-    jobs = jobs or default_jobs()
-    bar = _progress(len(gradeable), progress, f"grading {assignment}")
-    lock = threading.Lock()
+class _Execution:
+    """The parallel phase, started in the background: one worker thread (and one long-lived
+    nbgrader) per job, all taking students from one queue. ``sources``: student -> folder to
+    execute. ``wait(results)`` fills in the results and returns the replay folder;
+    ``cancel()`` stops taking students (a refused canary)."""
 
-    def tick(_student):
-        with lock:
-            bar.update(1)
+    def __init__(self, course, assignment, sources, work, logs, extra, limit, jobs,
+                 progress):
+        self.snapshot = work / "snapshot.db"
+        _snapshot(course, self.snapshot)
+        self.replay = work / "replay"
+        self.replay.mkdir()
+        self._bar = _progress(len(sources), progress, f"grading {assignment}")
+        lock = threading.Lock()
 
-    batches = _batches(list(gradeable.items()), jobs)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_worker, b, assignment, course, snapshot, replay, logs,
-                               extra, limit * len(b), tick) for b in batches]
-        for fut in as_completed(futures):
-            for student, seconds, problem in fut.result():
-                res = results[student]
-                res.seconds = round(seconds, 2)
-                res.graded = problem is None
-                if problem:
-                    res.faults.append({"kind": "worker-failed", "cell": None,
-                                       "detail": problem})
-    bar.close()
-    return replay
+        def tick(_student):
+            with lock:
+                self._bar.update(1)
+
+        self._queue = _Queue(sources.items())
+        threads = max(1, min(jobs or default_jobs(), len(sources)))
+        self._pool = ThreadPoolExecutor(max_workers=threads)
+        self._futures = [self._pool.submit(_worker, self._queue.take(), assignment, course,
+                                           self.snapshot, self.replay, logs, extra, limit, tick)
+                         for _ in range(threads if sources else 0)]
+
+    def wait(self, results):
+        try:
+            for fut in as_completed(self._futures):
+                for student, seconds, problem in fut.result():
+                    res = results[student]
+                    res.seconds = round(seconds, 2)
+                    res.graded = problem is None
+                    if problem:
+                        res.faults.append({"kind": "worker-failed", "cell": None,
+                                           "detail": problem})
+        finally:
+            self._pool.shutdown(wait=True)
+            self._bar.close()
+        return self.replay
+
+    def cancel(self):
+        self._queue.stop()
+        self._pool.shutdown(wait=True)
+        self._bar.close()
 
 
 def _record(course, assignment, gradeable, replay, logs, extra):
@@ -765,12 +830,25 @@ def _record(course, assignment, gradeable, replay, logs, extra):
               file=sys.stderr)
 
 
-def _feedback(course, assignment, gradeable, logs):
-    others = _other_students(course, assignment, set(gradeable))
-    fb = ["generate_feedback", assignment, "--force"]
-    if others:
-        fb.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
-    nbgrader(fb, course, timeout=600, log=logs / "_feedback.log")
+def _feedback(course, assignment, gradeable, logs, jobs=None):
+    """nbgrader's feedback for the graded students, in ``jobs`` parallel processes (it only
+    reads the gradebook; each process writes its own students' folders)."""
+    students = sorted(gradeable)
+    jobs = max(1, min(jobs or default_jobs(), len(students) // 4 or 1))
+    everyone = _other_students(course, assignment, set()) | set(students)
+    groups = [students[i::jobs] for i in range(jobs)]
+
+    def run(i, group):
+        fb = ["generate_feedback", assignment, "--force"]
+        others = everyone - set(group)
+        if others:
+            fb.append(f"--CourseDirectory.student_id_exclude={','.join(sorted(others))}")
+        name = "_feedback.log" if jobs == 1 else f"_feedback-{i}.log"
+        nbgrader(fb, course, timeout=600, log=logs / name)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for fut in [pool.submit(run, i, g) for i, g in enumerate(groups)]:
+            fut.result()
 
 
 def _update_state(state, collected, results, run_id, chosen):

@@ -38,7 +38,8 @@ import ast
 import importlib
 import pkgutil
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 from nbformat import NotebookNode
@@ -56,23 +57,61 @@ HIDDEN_END = "### END HIDDEN TESTS"
 
 # --------------------------------------------------------------------------- checker calls
 
-@lru_cache(maxsize=1)
-def checks_by_attribute():
-    """{attribute name: [Check, ...]} over every ``helpers.checks`` module."""
+def _check_modules():
     import helpers.checks as pkg
+
+    return [info.name for info in pkgutil.iter_modules(pkg.__path__)
+            if not info.name.startswith("_")]
+
+
+@lru_cache(maxsize=1)
+def _names_by_module():
+    """{module: top-level names it binds}, read from each checker module's source without
+    importing it (importing them all pulls torch, sklearn and scipy into every grading
+    process, ~3 s; a test cell of one unit needs one module)."""
+    import helpers.checks as pkg
+
+    found = {}
+    for name in _check_modules():
+        tree = ast.parse((Path(pkg.__path__[0]) / f"{name}.py").read_text())
+        bound = set()
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign):
+                bound.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                bound.add(stmt.target.id)
+            elif isinstance(stmt, ast.FunctionDef | ast.ClassDef):
+                bound.add(stmt.name)
+            elif isinstance(stmt, ast.ImportFrom):
+                bound.update(a.asname or a.name for a in stmt.names)
+        found[name] = bound
+    return found
+
+
+@cache
+def _checks_in(module_names):
     from helpers.checks._core import Check
 
     found = {}
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"helpers.checks.{info.name}")
+    for name in module_names:
+        module = importlib.import_module(f"helpers.checks.{name}")
         for attr, value in vars(module).items():
             if isinstance(value, Check):
                 found.setdefault(attr, [])
                 if value not in found[attr]:
                     found[attr].append(value)
     return found
+
+
+def checks_by_attribute(attributes=None):
+    """{attribute name: [Check, ...]} over every ``helpers.checks`` module, or only over
+    those that bind one of ``attributes`` (every checker is bound by a plain top-level
+    statement of its module: tests/test_grading_static.py holds that)."""
+    modules = _check_modules()
+    if attributes is not None:
+        index = _names_by_module()
+        modules = [m for m in modules if index[m] & set(attributes)]
+    return _checks_in(tuple(modules))
 
 
 def _literal(node):
@@ -107,7 +146,7 @@ def parse_check_calls(source):
     tree = static.to_python(source)
     if tree is None:
         return [], ["the test cell does not parse"]
-    known = checks_by_attribute()
+    known = checks_by_attribute({a for node in ast.walk(tree) if (a := _call_attr(node))})
     calls, problems = [], []
     top = set()
     for stmt in tree.body:

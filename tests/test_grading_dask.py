@@ -211,7 +211,8 @@ class _Cluster:
         return (self.folder / f"{name}.log").read_text()[-3000:]
 
     def kill_once_grading(self, stop: threading.Event, killed: dict):
-        """SIGKILL the first worker seen running a student (its nbgrader started), and the
+        """SIGKILL the first worker seen running a student (its nbgrader, the long-lived
+        ``grading.autograde_worker``, started), and the
         processes under it, as a machine that dies takes them all."""
         import psutil
 
@@ -221,7 +222,7 @@ class _Cluster:
                     continue
                 worker = psutil.Process(self.pids[addr])
                 below = worker.children(recursive=True)
-                if not any("nbgrader" in " ".join(_cmdline(p)) for p in below):
+                if not any("grading.autograde_worker" in " ".join(_cmdline(p)) for p in below):
                     continue
                 for p in [worker, *below]:
                     try:

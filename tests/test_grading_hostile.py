@@ -376,7 +376,8 @@ def test_hostile_class_plain_nbgrader(course):
         students = {k: v for k, v in students.items() if k in ATTACKS_FOR_PLAIN}
         for name, (nb, _, _) in students.items():
             course.submit(name, UNIT, nb)
-        proc = course.nbgrader("autograde", UNIT, "--force", *LIMITS, check=False, timeout=900)
+        proc = course.nbgrader("autograde", UNIT, "--force", *LIMITS, check=False, timeout=900,
+                              script=True)
     finally:
         listener.close()
     scores = _autograded_scores(course)

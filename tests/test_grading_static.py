@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -138,6 +139,26 @@ def test_parse_check_calls_reads_literal_parameters():
     assert problems
     _, problems = parse_check_calls("check.check_lloyd(lloyd, seeds=my_seeds)")
     assert problems
+
+
+def test_checker_modules_are_found_without_importing_them_all():
+    """The grader imports only the checker modules a test cell names (a 01 cell must not
+    pull torch into every grading process), so every checker must be bound by a plain
+    top-level statement that the source index sees: the index agrees with the imports."""
+    from grading import verdicts
+
+    full = verdicts.checks_by_attribute()
+    index = verdicts._names_by_module()
+    for attr, found in full.items():
+        modules = {c.judge.__module__.rsplit(".", 1)[-1] for c in found}
+        assert any(attr in index[m] for m in modules), attr
+        assert verdicts.checks_by_attribute({attr})[attr] == found
+    code = ("import sys\nfrom grading.verdicts import parse_check_calls\n"
+            "calls, _ = parse_check_calls('check.check_lloyd(lloyd)\\nnp.allclose(1, 1)')\n"
+            "print(calls[0][0][0].name, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.split()
+    assert out == ["kmeans.lloyd", "False"]
 
 
 def test_right_recordings_pass_and_warnings_do_not_count():

@@ -130,16 +130,38 @@ def module_course(tmp_path_factory):
     return Course(tmp_path_factory.mktemp("course"))
 
 
-# The few tests that take a minute or more, longest first: xdist hands tests out in
-# collection order, so starting these first lets the two workers finish together (one of
-# them ending on a 90 s test while the other idles cost minutes). Seconds measured on 2 cores.
-HEAVY = {"test_grading_class.py": 200, "test_grading_hostile.py": 150, "test_grading_dask.py": 90,
-         "test_nbgrader_pipeline.py": 60, "test_grading_postgres.py": 45,
-         "test_notebooks_run.py": 20}
+# The tests that take ten seconds or more, longest first: xdist hands tests out in
+# collection order, so starting these first lets the workers finish together (one of them
+# ending on a 60 s test while the others idle costs minutes), and the ~1,200 short tests fill
+# the gaps. Seconds measured with `make pytest` on 2 cores (session 6, --durations); a file
+# not named test by test gets its file's figure.
+HEAVY_TESTS = {
+    "test_grading_hostile.py::test_hostile_class_through_harness": 105,
+    "test_grading_hostile.py::test_hostile_class_plain_nbgrader": 91,
+    "test_grading_class.py::test_a_messy_lms_class": 88,
+    "test_grading_dask.py::test_a_class_on_a_dask_cluster": 62,
+    "test_nbgrader_pipeline.py::test_grading_path[06-case-study-cnns]": 58,
+    "test_notebooks_run.py::test_source_notebook_executes[06-case-study-cnns]": 46,
+    "test_nbgrader_pipeline.py::test_grading_path[05-optimisers]": 45,
+    "test_nbgrader_pipeline.py::test_grading_path[03-convolution]": 37,
+    "test_nbgrader_pipeline.py::test_grading_path[04-pooling]": 35,
+    "test_nbgrader_pipeline.py::test_grading_path[02-dbscan]": 33,
+    "test_nbgrader_pipeline.py::test_grading_path[01-kmeans]": 27,
+    "test_grading_postgres.py::test_a_postgresql_gradebook_shared_by_two_teaching_assistants": 23,
+    "test_notebooks_run.py::test_source_notebook_executes[05-optimisers]": 13,
+    "test_grading_class.py::test_canary_refuses_an_environment_that_cannot_grade": 11,
+}
+HEAVY_FILES = {"test_notebooks_run.py": 9, "test_grading_class.py": 5, "test_grading_hostile.py": 5,
+               "test_grading_dask.py": 3}
+
+
+def _expected_seconds(item):
+    name = f"{item.path.name}::{item.name}"
+    return HEAVY_TESTS.get(name, HEAVY_FILES.get(item.path.name, 0))
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: -HEAVY.get(item.path.name, 0))  # stable: same order in each
+    items.sort(key=lambda item: -_expected_seconds(item))  # stable: same order in each worker
 
 
 def pytest_generate_tests(metafunc):

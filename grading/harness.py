@@ -344,6 +344,8 @@ def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, log
                     problem = f"grading this student ran past {timeout} s"
                 except WorkerDied as exc:
                     problem = f"{exc} while grading this student (see {log})"
+                if rc not in (0, None):  # nbgrader failed on this one: whatever state that
+                    worker.kill()        # left in the process, the next student starts afresh
                 out = box.autograded / student / assignment
                 produced = sorted(out.glob("*.ipynb")) if out.exists() else []
                 seconds = time.monotonic() - started

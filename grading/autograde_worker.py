@@ -87,9 +87,15 @@ class Worker:
     """A handle on one worker process; ``autograde`` it student after student, then
     ``close``. Not thread-safe: one per grading thread."""
 
-    def __init__(self, env, repo, target="grading.autograde_worker:serve"):
+    #: students one process grades before a fresh one takes over: its memory grows ~2 MB a
+    #: student (nbgrader's and Jupyter's leftovers), so a 300-student class would add 0.5 GB
+    max_requests = 40
+
+    def __init__(self, env, repo, target="grading.autograde_worker:serve", max_requests=None):
         self._env, self._repo, self._target = env, repo, target
+        self.max_requests = max_requests or self.max_requests
         self.proc = None
+        self._served = 0
 
     def _start(self):
         read_fd, write_fd = os.pipe()
@@ -106,8 +112,12 @@ class Worker:
         """Run ``nbgrader autograde ARGS`` in the worker; returns its exit status. Raises
         ``subprocess.TimeoutExpired`` past ``timeout`` s and ``WorkerDied`` if the process
         ends; either way the process is gone and the next call starts a fresh one."""
+        if self.proc is not None and self._served >= self.max_requests:
+            self.close()
         if self.proc is None or self.proc.poll() is not None:
             self._start()
+            self._served = 0
+        self._served += 1
         try:
             self.proc.stdin.write(json.dumps({"args": list(args), "log": str(log)}) + "\n")
             self.proc.stdin.flush()

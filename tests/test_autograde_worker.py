@@ -70,3 +70,16 @@ def test_a_worker_that_dies_costs_only_its_request(worker, tmp_path):
     with pytest.raises(WorkerDied, match="exit 7"):
         worker.autograde(["die"], log, timeout=30)
     assert worker.autograde(["1"], log, timeout=30) == 1
+
+
+def test_a_fresh_process_takes_over_after_max_requests(tmp_path):
+    (tmp_path / "fake_worker.py").write_text(FAKE)
+    w = Worker(dict(os.environ), tmp_path, target="fake_worker:serve", max_requests=2)
+    try:
+        pids = []
+        for _ in range(5):
+            assert w.autograde(["0"], tmp_path / "log", timeout=30) == 0
+            pids.append(w.proc.pid)
+    finally:
+        w.close()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]

@@ -145,6 +145,8 @@ def main():
     ok, why = bwrap_status()
     print(f"{n} simulated students per unit, {jobs} parallel workers, {os.cpu_count()} cores; "
           f"sandbox: {why if ok else 'UNAVAILABLE: ' + why}")
+    print("before (one nbgrader process per batch of <= 4 students; that code is gone, so not "
+          "re-run): 01-kmeans 12.2-12.9 / min, measured 2026-12-06 on a 2-core machine")
     for unit in units:
         harness = run(f"{unit} harness", unit, n, jobs)
         plain = run_plain(f"{unit} plain nbgrader", unit, n)

@@ -30,10 +30,15 @@ from pathlib import Path
 
 GRADING = Path(__file__).resolve().parent
 
-# sys.argv: reply fd, a folder for sys.path (the course root), "module:function" to serve.
-_BOOT = ("import sys, importlib; sys.modules.setdefault('rfc3987_syntax', None); "
-         "sys.path.insert(0, sys.argv[2]); m, f = sys.argv[3].split(':'); "
-         "getattr(importlib.import_module(m), f)(int(sys.argv[1]))")
+# What every nbgrader process the harness starts runs first: nbformat ->
+# jsonschema[format-nongpl] imports `rfc3987_syntax`, which builds IRI grammars at import
+# (~1 s of every process) for string formats no nbgrader schema uses; kept out, jsonschema
+# simply does not check those formats.
+PRELUDE = "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+# -P: grading/ (the working folder) is not put on sys.path. sys.argv: reply fd, a folder for
+# sys.path (the course root), "module:function" to serve.
+_BOOT = (PRELUDE + "import importlib; sys.path.insert(0, sys.argv[2]); "
+         "m, f = sys.argv[3].split(':'); getattr(importlib.import_module(m), f)(int(sys.argv[1]))")
 
 
 # --------------------------------------------------------------------------- worker side
@@ -70,8 +75,8 @@ def _autograde(app_class, args, log_path):
             sys.stdout, sys.stderr = saved
             if app is not None:
                 try:
-                    app.reset() if hasattr(app, "reset") else None
-                except Exception:  # noqa: BLE001
+                    app.reset()  # nbgrader's: closes the log handlers it added
+                except Exception:  # noqa: BLE001 - a half-made app; the next one is fresh
                     pass
             app_class.clear_instance()
     return rc

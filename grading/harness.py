@@ -54,6 +54,7 @@ from pathlib import Path
 
 import nbformat
 
+from grading.autograde_worker import PRELUDE, Worker, WorkerDied
 from grading.execute import NOTEBOOK_TIMEOUT
 
 GRADING = Path(__file__).resolve().parent
@@ -130,18 +131,14 @@ def _env():
     return env
 
 
-# The `nbgrader` command, less one import: nbformat -> jsonschema[format-nongpl] imports
-# `rfc3987_syntax`, which builds IRI grammars at import (~1 s of every nbgrader process, and
-# a class takes ~10 of them) for string formats no nbgrader schema uses; without it jsonschema
-# simply does not check those formats. -P: grading/ (the working folder) is not on sys.path.
+# The `nbgrader` command as the harness starts it: the same main(), less one slow import
+# (grading.autograde_worker.PRELUDE); -P keeps grading/ (the working folder) off sys.path.
 NBGRADER_CMD = [sys.executable, "-P", "-c",
-                "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
-                "from nbgrader.apps.nbgraderapp import main; sys.exit(main())"]
+                PRELUDE + "from nbgrader.apps.nbgraderapp import main; sys.exit(main())"]
 
 
-def nbgrader(args, course: Course, *, timeout=None, log=None, on_line=None):
-    """Run the nbgrader CLI from grading/ (so grading/nbgrader_config.py applies).
-    ``on_line(text)`` sees each line nbgrader logs, as it comes."""
+def nbgrader(args, course: Course, *, timeout=None, log=None):
+    """Run the nbgrader CLI from grading/ (so grading/nbgrader_config.py applies)."""
     cmd = [*NBGRADER_CMD, *args, f"--CourseDirectory.root={course.root}",
            f"--CourseDirectory.db_url={course.db_url}"]
     proc = subprocess.Popen(cmd, cwd=GRADING, env=_env(), stdout=subprocess.PIPE,
@@ -151,8 +148,6 @@ def nbgrader(args, course: Course, *, timeout=None, log=None, on_line=None):
     def pump():
         for line in proc.stdout:
             lines.append(line)
-            if on_line is not None:
-                on_line(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -321,8 +316,6 @@ def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, log
     Returns [(student, seconds, problem)]; ``on_student(student)`` is called as each one
     finishes; ``keep``: a folder to copy the private course's gradebook to (the canary reads
     its scores)."""
-    from grading.autograde_worker import Worker, WorkerDied
-
     tmp = Path(tempfile.mkdtemp(prefix="day6-grade-"))
     results = []
     try:

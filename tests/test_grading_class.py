@@ -304,7 +304,7 @@ def _check_written_answer_graded_by_hand_reaches_the_export(lms, late_run):
 
 # --------------------------------------------------------------------------- broken environments
 
-def test_canary_refuses_an_environment_that_cannot_grade(lms, course, tmp_path):
+def test_canary_refuses_an_environment_that_cannot_grade(course, tmp_path):
     """Kernels that cannot even import numpy (a memory limit far too small) would give the
     whole class zeros: the canary stops the run first, with exit status 3, the failing cells
     and their errors, and the gradebook untouched."""
@@ -312,7 +312,10 @@ def test_canary_refuses_an_environment_that_cannot_grade(lms, course, tmp_path):
     course.nbgrader("generate_assignment", UNIT, "--force")
     subs = tmp_path / "subs" / "alice" / UNIT
     subs.mkdir(parents=True)
-    nbformat.write(lms["honest"], subs / f"{NB}.ipynb")
+    source = nbformat.read(REPO / "solutions" / UNIT / f"{NB}.ipynb", as_version=4)
+    release = nbformat.read(course.release_path(UNIT), as_version=4)
+    nbformat.write(course.fill_in(release, course.solution_sources(source)),
+                   subs / f"{NB}.ipynb")
     proc = subprocess.run([sys.executable, "-m", "grading", "grade", "--assignment", UNIT,
                            "--submissions", str(tmp_path / "subs"), "--root", str(course.root),
                            "--db", f"sqlite:///{course.db}", "--quiet",

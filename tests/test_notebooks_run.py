@@ -1,6 +1,12 @@
-"""Every source notebook (solutions filled in) runs top to bottom without error, as a
-presenter's "Run all" would, live widgets included; and its HTML export (the static
-fallback, `jupyter nbconvert --to html`) shows a figure for every live demo."""
+"""Every unit's student notebook with the solutions written in (the committed release in
+notebooks/, the solution cells and written answers taken from solutions/, as a student who
+solved it has it) runs top to bottom without error, as a presenter's "Run all" would, live
+widgets included; and its HTML export (the static fallback, `jupyter nbconvert --to html`)
+shows a figure for every live demo.
+
+This is also the test that the release runs with the solutions but without the hidden tests
+(nbgrader validate's case, which tests/test_nbgrader_pipeline.py runs for one unit only); the
+hidden tests themselves run in the pipeline's honest autograde and in the harness's canary."""
 
 from __future__ import annotations
 
@@ -18,8 +24,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_source_notebook_executes(course, unit, monkeypatch, tmp_path):
-    path = course.repo / "solutions" / unit / course.units[unit]["notebook"]
-    nb = nbformat.read(path, as_version=4)
+    name = course.units[unit]["notebook"]
+    path = course.repo / "notebooks" / unit / name
+    source = nbformat.read(course.repo / "solutions" / unit / name, as_version=4)
+    written = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution")}
+    nb = course.fill_in(nbformat.read(path, as_version=4),
+                        {**course.solution_sources(source), **written})
     _inject_accessibility_audit(nb)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     # Unit 06 trains in its shorter presenter setting here (every cell still runs; 46 s

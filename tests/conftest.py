@@ -15,6 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
+# One BLAS/OpenMP/torch thread in every process the suite starts (its own workers, the
+# kernels of nbgrader validate and of the notebook runs): `make test` runs nproc+1 pytest
+# workers, each with kernels of its own, so a second thread per process only fights the
+# others for the cores (torch measured 5-20x slower oversubscribed; the grading sandbox
+# already runs its kernels with one, grading.sandbox). Set before torch is imported.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 def _load_units():
     """Every unit's grading expectations, from tests/units/NN-topic.py (one file per unit,
     so units can be added without touching this file)."""
@@ -130,28 +138,32 @@ def module_course(tmp_path_factory):
     return Course(tmp_path_factory.mktemp("course"))
 
 
-# The tests that take ten seconds or more, longest first: xdist hands tests out in
-# collection order, so starting these first lets the workers finish together (one of them
-# ending on a 60 s test while the others idle costs minutes), and the ~1,200 short tests fill
-# the gaps. Seconds measured with `make pytest` on 2 cores (session 6, --durations); a file
-# not named test by test gets its file's figure.
+# The tests that take ten seconds or more, and what each costs. pytest-xdist's worksteal
+# scheduler (`make pytest`) first hands each worker one contiguous slice of the collection,
+# then lets idle workers steal the tail half of a busy worker's queue. So the collection is
+# laid out as one slice per worker, each starting with its share of these tests (longest
+# first, given to whichever slice has the least so far) and filled up with short tests that
+# can be stolen: all workers then finish together, instead of one worker still running
+# minutes of grading after the others ran out. Seconds: the test alone on an idle 2-core
+# machine (session 7, `--durations`); a file not named test by test gets its file's figure.
 HEAVY_TESTS = {
-    "test_grading_hostile.py::test_hostile_class_through_harness": 105,
-    "test_grading_hostile.py::test_hostile_class_plain_nbgrader": 91,
-    "test_grading_class.py::test_a_messy_lms_class": 88,
-    "test_grading_dask.py::test_a_class_on_a_dask_cluster": 62,
-    "test_nbgrader_pipeline.py::test_grading_path[06-case-study-cnns]": 58,
-    "test_notebooks_run.py::test_source_notebook_executes[06-case-study-cnns]": 46,
-    "test_nbgrader_pipeline.py::test_grading_path[05-optimisers]": 45,
-    "test_nbgrader_pipeline.py::test_grading_path[03-convolution]": 37,
-    "test_nbgrader_pipeline.py::test_grading_path[04-pooling]": 35,
-    "test_nbgrader_pipeline.py::test_grading_path[02-dbscan]": 33,
-    "test_nbgrader_pipeline.py::test_grading_path[01-kmeans]": 27,
-    "test_grading_postgres.py::test_a_postgresql_gradebook_shared_by_two_teaching_assistants": 23,
-    "test_notebooks_run.py::test_source_notebook_executes[05-optimisers]": 13,
-    "test_grading_class.py::test_canary_refuses_an_environment_that_cannot_grade": 11,
+    "test_grading_hostile.py::test_hostile_class_plain_nbgrader": 126,
+    "test_grading_hostile.py::test_hostile_class_through_harness": 111,
+    "test_grading_dask.py::test_a_class_on_a_dask_cluster": 82,
+    "test_grading_class.py::test_a_messy_lms_class": 78,
+    "test_nbgrader_pipeline.py::test_grading_path[06-case-study-cnns]": 65,
+    "test_notebooks_run.py::test_source_notebook_executes[06-case-study-cnns]": 58,
+    "test_nbgrader_pipeline.py::test_grading_path[05-optimisers]": 55,
+    "test_nbgrader_pipeline.py::test_grading_path[03-convolution]": 45,
+    "test_nbgrader_pipeline.py::test_grading_path[01-kmeans]": 40,
+    "test_grading_postgres.py::test_a_postgresql_gradebook_shared_by_two_teaching_assistants": 39,
+    "test_nbgrader_pipeline.py::test_grading_path[04-pooling]": 38,
+    "test_nbgrader_pipeline.py::test_grading_path[02-dbscan]": 37,
+    "test_notebooks_run.py::test_source_notebook_executes[05-optimisers]": 18,
+    "test_kmeans_numba.py::test_read_only_course_tree_caches_under_tmpdir_or_compiles_without_cache": 15,
+    "test_grading_class.py::test_canary_refuses_an_environment_that_cannot_grade": 13,
 }
-HEAVY_FILES = {"test_notebooks_run.py": 9, "test_grading_class.py": 5, "test_grading_hostile.py": 5,
+HEAVY_FILES = {"test_notebooks_run.py": 12, "test_grading_class.py": 3, "test_grading_hostile.py": 3,
                "test_grading_dask.py": 3}
 
 
@@ -160,8 +172,34 @@ def _expected_seconds(item):
     return HEAVY_TESTS.get(name, HEAVY_FILES.get(item.path.name, 0))
 
 
+def _slices(items, workers):
+    """The collection as ``workers`` consecutive slices of the sizes worksteal sends (the
+    pending list split evenly), the heavy tests spread over them longest first onto the
+    least loaded slice, short tests after them in their collected order."""
+    heavy = sorted((it for it in items if _expected_seconds(it)), key=_expected_seconds,
+                   reverse=True)
+    light = [it for it in items if not _expected_seconds(it)]
+    sizes, left = [], len(items)
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    slices, loads = [[] for _ in range(workers)], [0.0] * workers
+    for it in heavy:
+        open_ = [j for j in range(workers) if len(slices[j]) < sizes[j]] or range(workers)
+        j = min(open_, key=lambda j: loads[j])
+        slices[j].append(it)
+        loads[j] += _expected_seconds(it)
+    for j in range(workers):
+        while len(slices[j]) < sizes[j] and light:
+            slices[j].append(light.pop(0))
+    return [it for part in slices for it in part] + light
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: the slices are of what runs
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: -_expected_seconds(item))  # stable: same order in each worker
+    # The same order in every worker (xdist checks that the collections agree).
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = _slices(items, workers)
 
 
 def pytest_generate_tests(metafunc):

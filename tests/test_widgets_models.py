@@ -72,6 +72,24 @@ def test_switching_models_redraws_in_place_with_the_summaries_numbers():
         assert name in ex.describe()
 
 
+def test_switching_draws_what_a_new_explorer_draws():
+    """The bars are kept and reset on a switch, and the multiply-adds chart follows the
+    parameters chart's rows: the figure is the one a fresh explorer draws."""
+    ex = ArchitectureExplorer(model="ResNet-152", group="block", scale="log")
+    for name, group, scale in (("LeNet-5", "layer", "linear"), ("GoogLeNet", "block", "log"),
+                               ("ResNet-152", "layer", "linear")):
+        ex.controls["model"].value = name
+        ex.controls["group"].value = group
+        ex.controls["scale"].value = scale
+        shown = np.asarray(ex.fig.canvas.buffer_rgba()).copy()
+        fresh = ArchitectureExplorer(model=name, group=group, scale=scale)
+        fresh.fig.canvas.draw()
+        np.testing.assert_array_equal(shown, np.asarray(fresh.fig.canvas.buffer_rgba()))
+        assert ex.ax_macs.get_ylim() == ex.ax_params.get_ylim() == (len(ex.names) - 0.5, -0.5)
+        assert not ex.ax_macs.get_yticklabels() or not any(
+            t.get_visible() and t.get_text() for t in ex.ax_macs.get_yticklabels())
+
+
 def _bn_params(s):
     return sum(r.params for r in s.rows if r.kind not in ("Conv2d", "Linear"))
 

@@ -99,9 +99,16 @@ class ModelTable:
         self.rows = [row(n, k, tuple(shape), p, m) for n, k, shape, p, m in entry["rows"]]
         self.params, self.macs = entry["params"], entry["macs"]
         self.input_shape = tuple(entry["input_shape"])
+        self._html = None
 
     def _repr_html_(self):
-        """The table ``helpers.summary.Summary._repr_html_`` makes (a test keeps them equal)."""
+        """The table ``helpers.summary.Summary._repr_html_`` makes (a test keeps them equal),
+        built once per model (the model menu shows it on every switch)."""
+        if self._html is None:
+            self._html = self._make_html()
+        return self._html
+
+    def _make_html(self):
         def shape(s):
             return "(" + ", ".join(str(d) for d in s) + ")" if len(s) != 1 else f"({s[0]},)"
 
@@ -298,9 +305,19 @@ class ArchitectureExplorer(Explorer):
 
         self.fig, (self.ax_params, self.ax_macs) = new_figure((8.2, 5.6), ncols=2, wspace=0.1)
         self.fig.subplots_adjust(left=0.23, right=0.97, bottom=0.1, top=0.86)  # 820 px wide
-        self.ax_macs.sharey(self.ax_params)
-        self.ax_macs.tick_params(labelleft=False, left=False)  # the names are on the left
-        self._artists = []
+        # The multiply-adds chart has the parameters chart's rows (_draw sets both y limits)
+        # and no names of its own: the names are on the left. Not a shared y axis: that
+        # formats every name again on each draw for tick labels that are never shown, and
+        # measures the shown ones again to place this chart's (empty) y label.
+        self.ax_macs.yaxis.set_major_locator(NullLocator())
+        self.ax_macs.tick_params(labelleft=False, left=False)
+        # One PolyCollection of bars per chart (ResNet-152 has 156 bars: a Rectangle per
+        # bar costs more than the rest of a redraw), kept: a switch sets its rectangles and
+        # colours instead of building and adding a new one.
+        self.bar_collections = {
+            key: ax.add_collection(PolyCollection([], edgecolors="none"), autolim=False)
+            for key, ax in (("params", self.ax_params), ("macs", self.ax_macs))}
+        self._artists = []  # what the last draw added besides the bars (values, marks)
         self.table = w.HTML(layout=w.Layout(max_height="320px", overflow="auto"))
         rows = [[self.controls["model"], self.controls["view"]],
                 [self.controls["group"], self.controls["scale"]]]
@@ -330,7 +347,8 @@ class ArchitectureExplorer(Explorer):
             self.table.value = _compare_html(rows)
         else:
             s = self._table
-            self.names, self.kinds, self.param_bars, self.mac_bars = bars(s, c["group"].value)
+            self.names, self.kinds, self.param_bars, self.mac_bars = _bars_of(
+                c["model"].value, c["group"].value)
             self.table.value = s._repr_html_()
             if self.mine:
                 self.table.value = self._mine_html_table() + self.table.value
@@ -359,11 +377,10 @@ class ArchitectureExplorer(Explorer):
         self._artists = []
         y = np.arange(len(self.names))
         palette = _FAMILY_COLORS if compare else _KIND_COLORS
-        colors = [palette.get(k, OKABE_ITO[4]) for k in self.kinds]
+        colors = _rgba(tuple(palette.get(k, OKABE_ITO[4]) for k in self.kinds))
         unit_p, scale_p = ("M", 1e6) if compare or self.param_bars.max() >= 1e6 else ("K", 1e3)
         unit_m, scale_m = ("G", 1e9) if compare or self.mac_bars.max() >= 1e9 else ("M", 1e6)
         log = c["scale"].value == "log"
-        self.bar_collections = {}
         for key, ax, values, scale, unit, what in (
                 ("params", self.ax_params, self.param_bars, scale_p, unit_p, "parameters"),
                 ("macs", self.ax_macs, self.mac_bars, scale_m, unit_m,
@@ -388,16 +405,16 @@ class ArchitectureExplorer(Explorer):
             else:
                 low = 0.0
                 ax.set_xlim(0, top * (1.3 if compare or len(y) <= 20 else 1.05))
-            # one PolyCollection rather than a Rectangle per bar: ResNet-152 has 156 bars,
-            # and adding patches one by one is most of a redraw's cost
+            # one rectangle per bar, (low, y - 0.375) to (value, y + 0.375), in the chart's
+            # one PolyCollection
             keep = np.isfinite(shown)
-            verts = [[(low, yi - 0.375), (v, yi - 0.375), (v, yi + 0.375), (low, yi + 0.375)]
-                     for yi, v in zip(y[keep], shown[keep])]
-            bars_ = PolyCollection(verts, facecolors=np.array(colors, dtype=object)[keep]
-                                   if len(colors) else [], edgecolors="none")
-            ax.add_collection(bars_)
-            self._artists.append(bars_)
-            self.bar_collections[key] = bars_
+            verts = np.empty((int(keep.sum()), 4, 2))
+            verts[:, :, 0] = low
+            verts[:, 1:3, 0] = shown[keep, None]
+            verts[:, :, 1] = y[keep, None] + np.array([-0.375, -0.375, 0.375, 0.375])
+            bars_ = self.bar_collections[key]
+            bars_.set_verts(verts)
+            bars_.set_facecolor(colors[keep])
             ax.set_xlabel(f"{what} ({unit})" if unit else what)
             if compare or len(y) <= 20:
                 for yi, v, raw in zip(y, shown, values):
@@ -407,7 +424,8 @@ class ArchitectureExplorer(Explorer):
         step = max(1, int(np.ceil(len(y) / MAX_LABELS)))
         self.ax_params.set_yticks(y[::step], [self.names[i] for i in y[::step]],
                                   fontsize=8 if len(y) > 20 else 9)
-        self.ax_params.set_ylim(len(y) - 0.5, -0.5)  # first layer on top
+        for ax in (self.ax_params, self.ax_macs):
+            ax.set_ylim(len(y) - 0.5, -0.5)  # first layer on top
         self.ax_params.set_ylabel("model" if compare else
                                   ("block" if c["group"].value == "block" else "layer")
                                   + (f" (1 in {step} labelled)" if step > 1 else ""))
@@ -588,6 +606,30 @@ def _family(name):
         if name.startswith(family):
             return family
     return "other"
+
+
+@functools.cache
+def _bar_table(name, group):
+    """``bars`` of the precomputed table of ``name``, computed once per model and group."""
+    names, kinds, params, macs = bars(model_table(name), group)
+    params.flags.writeable = macs.flags.writeable = False  # shared by every explorer
+    return tuple(names), tuple(kinds), params, macs
+
+
+def _bars_of(name, group):
+    """(names, kinds, params, macs) of the bar charts: the explorer's own lists and arrays."""
+    names, kinds, params, macs = _bar_table(name, group)
+    return list(names), list(kinds), params.copy(), macs.copy()
+
+
+@functools.cache
+def _rgba(colors):
+    """(n, 4) RGBA array of a tuple of colours (the bars' colours, once per list)."""
+    from matplotlib.colors import to_rgba_array
+
+    rgba = to_rgba_array(colors) if colors else np.empty((0, 4))
+    rgba.flags.writeable = False
+    return rgba
 
 
 def _check_option(value, name, options):

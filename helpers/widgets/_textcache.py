@@ -7,19 +7,33 @@ same as in the frame before. ``CachedTextRenderer`` keeps the rendered bitmap of
 (string, font, size, dpi, angle, sub-pixel position) and draws it again in one call: the
 pixels are FreeType's own (the same glyph bitmaps, placed at the same 1/64-pixel
 position), composited per string. Mathtext and TeX go the ordinary way.
+
+A string seen for the first time at a new position (a tick label that moved by a fraction
+of a pixel, a label at a new angle) is rasterised again from cached glyph bitmaps, and its
+FreeType/raqm layout (which depends only on string, font, size and dpi) is kept too, so it
+is laid out once, not once per position. The font-height metrics that ``Text._get_layout``
+asks for on every layout (the "lp" line metrics from the font's OS/2 or hhea table: a font
+look-up and three table reads each time) are kept per font, size and dpi, computed exactly
+as matplotlib computes them, at the renderer's dpi (which is the figure's in every draw:
+the canvas makes a new renderer whenever the figure's dpi changes).
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import OrderedDict
 
+import matplotlib as mpl
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.ft2font import RenderMode
 
 MAX_ENTRIES = 3000  # strings kept (a few MB): several explorers' worth of labels
 MAX_GLYPHS = 20000  # glyph bitmaps kept (small: a few hundred bytes each)
+MAX_LAYOUTS = 3000  # laid-out strings kept (glyph indices and positions)
+_GENERIC = ("serif", "sans-serif", "cursive", "fantasy", "monospace", "sans", "sans serif")
 
 
 class _Recorder:
@@ -34,9 +48,112 @@ class _Recorder:
 
 _CACHE: OrderedDict = OrderedDict()
 _GLYPHS: dict = {}
+_LAYOUTS: dict = {}
+_HEIGHTS: dict = {}
+_METRICS: dict = {}  # glyph -> (FreeType's control box, hinted advance), in 1/64 pixel
+# Measured from the layout only where that is known to give set_text's numbers: letters,
+# digits, punctuation, symbols and spaces written left to right (no combining marks, no
+# controls, no right-to-left script); anything else is measured the ordinary way.
+_LTR = frozenset({"L", "EN", "ES", "ET", "CS", "ON", "WS"})
+_SIMPLE: dict = {}
+
+
+def _simple(ch):
+    ok = _SIMPLE.get(ch)
+    if ok is None:
+        ok = _SIMPLE[ch] = (unicodedata.category(ch)[0] in "LNPS" or ch == " ") and \
+            unicodedata.bidirectional(ch) in _LTR and unicodedata.combining(ch) == 0
+    return ok
+
+
+def _font_key(prop):
+    """A snapshot of what picks the font file(s) and size (FontProperties are mutable)."""
+    family = tuple(prop.get_family())
+    rc = mpl.rcParams
+    generic = tuple(tuple(rc["font." + f]) for f in family if f.lower() in _GENERIC
+                    and "font." + f in rc)
+    return (family, generic, prop.get_slant(), prop.get_variant(), prop.get_weight(),
+            prop.get_stretch(), prop.get_size(), prop.get_file(), prop.get_math_fontfamily(),
+            id(font_manager.fontManager))
 
 
 class CachedTextRenderer(RendererAgg):
+    def _get_font_height_metrics(self, prop):
+        """(ascent, descent, line gap) in pixels, as ``Text._get_layout`` computes them
+        from the font's OS/2 or hhea table; None, None, None where it would measure "lp"."""
+        key = (_font_key(prop), self.dpi)
+        metrics = _HEIGHTS.get(key)
+        if metrics is None:
+            metrics = None, None, None
+            font = font_manager.get_font(font_manager.fontManager._find_fonts_by_props(prop))
+            possible = [
+                ('OS/2', 'sTypoLineGap', 'sTypoAscender', 'sTypoDescender'),
+                ('hhea', 'lineGap', 'ascent', 'descent')
+            ]
+            for table_name, linegap_key, ascent_key, descent_key in possible:
+                table = font.get_sfnt_table(table_name)
+                if table is None:
+                    continue
+                fontsize = prop.get_size_in_points()
+                units_per_em = font.get_sfnt_table('head')['unitsPerEm']
+                scale = 1 / units_per_em * fontsize * self.dpi / 72
+                metrics = (table[ascent_key] * scale, -table[descent_key] * scale,
+                           table[linegap_key] * scale)
+                break
+            if len(_HEIGHTS) > MAX_ENTRIES:
+                _HEIGHTS.clear()
+            _HEIGHTS[key] = metrics
+        return metrics
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        """RendererAgg's, from the kept layout of ``s`` (the one drawing uses) and kept
+        glyph boxes, where that gives the same numbers; otherwise RendererAgg's own."""
+        if ismath or not s or not all(map(_simple, s)):
+            return super().get_text_width_height_descent(s, prop, ismath)
+        size = prop.get_size_in_points()
+        items = self._layout(s, prop, size, None, None)
+        if not items or len(items) > len(s) or not all(item[1] for item in items):
+            return super().get_text_width_height_descent(s, prop, ismath)
+        flags = get_hinting_flag()
+        x0 = y0 = 32000
+        x1 = y1 = -32000
+        width = 0
+        for ft_object, glyph_index, gx, gy in items:
+            key = (ft_object, size, self.dpi, glyph_index, flags)
+            metrics = _METRICS.get(key)
+            if metrics is None:
+                ft_object.set_size(size, self.dpi)
+                glyph = ft_object.load_glyph(glyph_index, flags)
+                metrics = _METRICS[key] = (glyph.bbox, glyph.horiAdvance)
+                if len(_METRICS) > MAX_GLYPHS:
+                    _METRICS.pop(next(iter(_METRICS)))
+            (a, b, c, d), advance = metrics
+            px, py = round(gx * 64), round(gy * 64)
+            x0, y0 = min(x0, a + px), min(y0, b + py)
+            x1, y1 = max(x1, c + px), max(y1, d + py)
+            width = max(width, px + advance)
+        if x0 > x1:
+            y0 = y1 = 0
+        return width / 64.0, (y1 - y0) / 64.0, -y0 / 64.0
+
+    def _layout(self, s, prop, size, features, language):
+        """The glyphs of ``s`` as (FT2Font, glyph index, x, y): RendererAgg.draw_text's
+        ``font._layout``, kept (it does not depend on position or angle)."""
+        font = font_manager.get_font(font_manager.fontManager._find_fonts_by_props(prop))
+        flags = get_hinting_flag()
+        key = (s, font, size, self.dpi, flags, tuple(features) if features else None,
+               language if not isinstance(language, list) else tuple(language))
+        items = _LAYOUTS.get(key)
+        if items is None:
+            font = self._prepare_font(prop)
+            items = tuple((item.ft_object, item.glyph_index, item.x, item.y)
+                          for item in font._layout(s, flags=flags, features=features,
+                                                   language=language))
+            _LAYOUTS[key] = items
+            if len(_LAYOUTS) > MAX_LAYOUTS:
+                _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        return items
+
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
         if ismath:
             return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
@@ -72,7 +189,16 @@ class CachedTextRenderer(RendererAgg):
         recorder, real = _Recorder(), self._renderer
         self._renderer = recorder
         try:
-            super().draw_text(gc, x, y, s, prop, angle, mtext=mtext)
+            # RendererAgg.draw_text, with the layout (independent of x, y and angle) kept
+            features = mtext.get_fontfeatures() if mtext is not None else None
+            language = mtext.get_language() if mtext is not None else None
+            size = prop.get_size_in_points()
+            items = self._layout(s, prop, size, features, language)
+            self._draw_text_glyphs_and_boxes(
+                gc, x, y, angle,
+                ((ft_object, size, glyph_index, 0, 1, gx, gy)
+                 for ft_object, glyph_index, gx, gy in items),
+                [])
         finally:
             self._renderer = real
         glyphs = [(img, gx, gy) for img, gx, gy in recorder.glyphs if img.size]

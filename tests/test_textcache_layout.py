@@ -13,11 +13,11 @@ from matplotlib.font_manager import FontProperties
 from helpers.widgets import _textcache
 from helpers.widgets._textcache import CachedTextCanvasAgg, CachedTextRenderer
 
-random.seed(14)
+_RNG = random.Random(14)  # its own generator: the global one is left alone
 CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-−()[]:;/%+=_'\"Äéß"
 STRINGS = (["lp", " ", "  x ", "Ag", "−0.5", "AVAV", "Tj", "fi ffl", "WAVE To", "conv 3×3",
             "e\u0301", "ab\u0301", "שלום", "a\tb", "日本", "x\u200by", "ΣλΩ→·", "1e-05"]
-           + ["".join(random.choice(CHARS) for _ in range(random.randint(1, 30)))
+           + ["".join(_RNG.choice(CHARS) for _ in range(_RNG.randint(1, 30)))
               for _ in range(40)])
 FONTS = [dict(family="DejaVu Sans"), dict(family="DejaVu Serif", weight="bold"),
          dict(family="DejaVu Sans Mono", style="italic"), dict(family="sans-serif"),

@@ -160,21 +160,6 @@ def test_switching_dataset_redraws_exactly_what_a_full_draw_would():
         np.testing.assert_array_equal(shown, np.asarray(ex.fig.canvas.buffer_rgba()))
 
 
-def test_titles_ari_is_sklearns_exactly():
-    from sklearn.metrics import adjusted_rand_score
-
-    from helpers.widgets.dbscan import _ari
-
-    rng = np.random.default_rng(0)
-    for n, k_true, k_pred in ((1, 1, 1), (2, 1, 2), (40, 3, 5), (500, 2, 9), (777, 6, 2)):
-        y = rng.integers(0, k_true, n)
-        for labels in (y, rng.integers(-1, k_pred, n), np.where(rng.random(n) < 0.2, -1, y)):
-            assert _ari(y, labels) == adjusted_rand_score(y, labels)
-    ex = DBSCANExplorer(dataset="smiley", n=300)
-    assert f"ARI {adjusted_rand_score(ex.y, ex.result.labels):.2f}" in ex.ax.get_title()
-    assert f"ARI {adjusted_rand_score(ex.y, ex.km.labels):.2f}" in ex.ax_km.get_title()
-
-
 def test_controls_rebuild_data():
     ex = DBSCANExplorer(n=200)
     ex.controls["dataset"].value = "rings"

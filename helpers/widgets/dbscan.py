@@ -603,23 +603,9 @@ def _label(value):
 
 
 def _ari(y, labels):
-    """``sklearn.metrics.adjusted_rand_score(y, labels)``, the same float (the same pair
-    counts, as exact integers, in the same formula), without scikit-learn's input checks
-    and sparse contingency matrix: a tenth of the time, on every redraw of two titles."""
-    _, a = np.unique(np.asarray(y).ravel(), return_inverse=True)
-    b_values, b = np.unique(np.asarray(labels).ravel(), return_inverse=True)
-    n = len(a)
-    counts = np.bincount(a.ravel() * len(b_values) + b.ravel())
-    sum_squares = int((counts.astype(np.int64) ** 2).sum())
-    rows = int((np.bincount(a.ravel()).astype(np.int64) ** 2).sum())
-    cols = int((np.bincount(b.ravel()).astype(np.int64) ** 2).sum())
-    tp = sum_squares - n
-    fp = cols - sum_squares
-    fn = rows - sum_squares
-    tn = n * n - fp - fn - sum_squares
-    if fn == 0 and fp == 0:
-        return 1.0
-    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+    from sklearn.metrics import adjusted_rand_score
+
+    return adjusted_rand_score(y, labels)
 
 
 def _nice_ceil(x):

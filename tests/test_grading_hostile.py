@@ -118,7 +118,12 @@ try:
     print("NETWORK REACHED")
 except OSError as exc:
     print("network blocked:", type(exc).__name__)
-"""), FULL, {"suspicious"}),
+""",
+                     # and prints 20 times the output limit (1,000,000 characters a cell) in
+                     # another cell: 200 MB took past the 8 s cell limit on a loaded machine,
+                     # which is a time-out, not this test
+                     update_centers=s["update_centers"] + "\nprint('x' * 20_000_000)\n"),
+                     FULL, {"suspicious", "output-truncated"}),
         # --- faults
         "loop": (nb(compute_inertia="def compute_inertia(X, centers, labels):\n"
                     "    while True:\n        pass\n"), 11.0, {"cell-timeout"}),
@@ -135,22 +140,20 @@ except OSError as exc:
         "forkbomb": (nb(elbow="import os\ndef elbow(X, max_k=8, seed=0):\n"
                         "    while True:\n        os.fork()\n"), 10.0,
                      {"suspicious", ("stray-processes", "kernel-unresponsive", "cell-timeout")}),
-        # 20 times the output limit (1,000,000 characters a cell): 200 MB took past the
-        # 8 s cell limit on a loaded machine, which is a time-out, not this test
-        "bigprint": (nb(update_centers=s["update_centers"]
-                        + "\nprint('x' * 20_000_000)\n"), FULL, {"output-truncated"}),
         "warning": (nb(update_centers=s["update_centers"].replace(
             "    return", "    import sys, warnings\n"
             "    warnings.warn('this is only a warning', UserWarning)\n"
             "    print('a note on stderr', file=sys.stderr)\n    return")), FULL, set()),
         "corrupt": (b'{"cells": [ not json', 0.0, {"unreadable-notebook"}),
         "missing": (None, 0.0, {"missing-notebook"}),
-        "deleted_test": (_without(nb(), "test_update_centers"), FULL, {"deleted-cell"}),
+        # three edits of the instructor's cells in one notebook, each in its own cell: a test
+        # deleted (put back), a test's points raised (restored), a test duplicated (dropped)
+        "edited_cells": (_duplicate(_points(_without(nb(), "test_update_centers"),
+                                            "test_lloyd", 100), "test_assign_clusters"),
+                         FULL, {"deleted-cell", "edited-points", "duplicate-id"}),
         "edited_test": (_edit_test(nb(farthest_first=wrong["farthest_first"][0]),
                                    "test_farthest_first", "pass  # all good"), 10.0,
                         {"edited-cell"}),
-        "edited_points": (_points(nb(), "test_lloyd", 100), FULL, {"edited-points"}),
-        "duplicate_id": (_duplicate(nb(), "test_assign_clusters"), FULL, {"duplicate-id"}),
     }
     return out
 
@@ -303,7 +306,7 @@ def _check_isolation(course, listener, students):
     assert "SNOOPED" not in text and text.count("snoop blocked") == 3, text[:800]
     assert "network blocked" in text and "NETWORK REACHED" not in text, text[:800]
     assert listener.hits == 0
-    text, path = _outputs_text(course, "bigprint")
+    text, path = _outputs_text(course, "intruder")
     assert "output truncated by the grader" in text
     assert path.stat().st_size < 5_000_000, "20 MB of output reached the stored notebook"
     assert not _sandbox_leftovers(course, students), "sandboxed processes outlived grading"
@@ -365,9 +368,13 @@ def test_hostile_class_through_harness(course, tmp_path):
     _check_isolation(course, listener, students)
 
 
-ATTACKS_FOR_PLAIN = ("honest", "allclose", "patch_check_class", "hooks", "builtins", "intruder",
-                     "loop_no_interrupt", "exit", "membomb", "forkbomb", "bigprint", "warning",
-                     "deleted_test", "edited_points", "duplicate_id")
+# One student per protection in grading/nbgrader_config.py (every one of them is also in the
+# harness's class above, with the other ways to reach the same protection): the re-judge
+# outside the kernel (TrustedVerdicts), the sandbox's isolation and output limit, its time,
+# memory and process limits, a dead kernel, and the cell checks (RestoreCells,
+# CheckCellMetadata, Deduplicate).
+ATTACKS_FOR_PLAIN = ("hooks", "intruder", "loop_no_interrupt", "exit", "membomb", "forkbomb",
+                     "edited_cells")
 
 
 def test_hostile_class_plain_nbgrader(course):

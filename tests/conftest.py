@@ -141,24 +141,24 @@ def module_course(tmp_path_factory):
 # The tests that take ten seconds or more, longest first: xdist hands tests out in
 # collection order, so starting these first lets the workers finish together (one of them
 # ending on a 60 s test while the others idle costs minutes), and the ~1,200 short tests fill
-# the gaps. Seconds: each test ALONE on an idle 2-core machine (session 7); a file not named
+# the gaps. Seconds: each test ALONE on an idle 2-core machine (session 7, two of them session 8); a file not named
 # test by test gets its file's figure. (Laying the collection out as one slice per worker,
 # each starting with its share of these, was tried in session 7: the workers did end
 # together, but the three grading classes then ran at once and the suite was no faster and
 # less robust: a loaded machine pushed two time limits. See NOTES.)
 HEAVY_TESTS = {
-    "test_grading_hostile.py::test_hostile_class_plain_nbgrader": 126,
     "test_grading_hostile.py::test_hostile_class_through_harness": 111,
     "test_grading_dask.py::test_a_class_on_a_dask_cluster": 82,
+    "test_grading_hostile.py::test_hostile_class_plain_nbgrader": 79,  # session 8 (was 126)
     "test_grading_class.py::test_a_messy_lms_class": 78,
     "test_nbgrader_pipeline.py::test_grading_path[06-case-study-cnns]": 65,
-    "test_notebooks_run.py::test_source_notebook_executes[06-case-study-cnns]": 58,
     "test_nbgrader_pipeline.py::test_grading_path[05-optimisers]": 55,
     "test_nbgrader_pipeline.py::test_grading_path[03-convolution]": 45,
     "test_nbgrader_pipeline.py::test_grading_path[01-kmeans]": 40,
     "test_grading_postgres.py::test_a_postgresql_gradebook_shared_by_two_teaching_assistants": 39,
     "test_nbgrader_pipeline.py::test_grading_path[04-pooling]": 38,
     "test_nbgrader_pipeline.py::test_grading_path[02-dbscan]": 37,
+    "test_notebooks_run.py::test_source_notebook_executes[06-case-study-cnns]": 23,  # session 8
     "test_notebooks_run.py::test_source_notebook_executes[05-optimisers]": 18,
     "test_kmeans_numba.py::test_read_only_course_tree_caches_under_tmpdir_or_compiles_without_cache": 15,
     "test_grading_class.py::test_canary_refuses_an_environment_that_cannot_grade": 13,

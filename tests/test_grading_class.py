@@ -33,6 +33,10 @@ FULL = 12.0       # every autograded point of 01-kmeans
 MAX = 14.0        # with the written answer (2 points, graded by hand)
 DUE = "2026-11-30 17:00:00 UTC"
 LIMITS = ["--GuardedExecute.timeout=60", "--GuardedExecute.notebook_timeout=240"]
+# Feedback pages are not what this class tests (what a student gets back, hidden tests kept
+# out, is checked on the hostile class in tests/test_grading_hostile.py, whose students crash,
+# flood and tamper): leaving them out here saves nbgrader's conversion of every student.
+FEEDBACK = False
 
 
 def _text(nb):
@@ -104,7 +108,7 @@ def _first_run(lms):
     from grading.harness import grade
 
     return grade(UNIT, lms["archive"], course=lms["hcourse"], jobs=2, extra_args=LIMITS,
-                 progress=False, duedate=DUE)
+                 progress=False, duedate=DUE, feedback=FEEDBACK)
 
 
 def _late_run(lms):
@@ -117,7 +121,7 @@ def _late_run(lms):
     path.write_bytes(_text(lms["honest"]))
     (path.parent / "timestamp.txt").write_text("2026-12-02 09:00:00 UTC")  # 2 days late
     return grade(UNIT, late, course=lms["hcourse"], jobs=2, extra_args=LIMITS,
-                 progress=False)
+                 progress=False, feedback=FEEDBACK)
 
 
 def _uploads_in_report(report):
@@ -257,7 +261,7 @@ def _check_rerun_skips_unchanged_and_regrades_one_student(lms, late_run, capsys)
 
     course = lms["hcourse"]
     again = grade(UNIT, lms["archive"], course=course, jobs=2, extra_args=LIMITS,
-                  progress=False)
+                  progress=False, feedback=FEEDBACK)
     skipped = {s for s, r in again.students.items() if r.skipped}
     assert not any(r.graded for r in again.students.values())
     assert skipped == {"alice", "smithjohn", "quentin-jones", "muller", "john_smith",
@@ -267,7 +271,7 @@ def _check_rerun_skips_unchanged_and_regrades_one_student(lms, late_run, capsys)
 
     capsys.readouterr()
     one = grade(UNIT, lms["archive"], course=course, jobs=2, extra_args=LIMITS,
-                progress=True, students=["quentin-jones"], force=True)
+                progress=True, students=["quentin-jones"], force=True, feedback=FEEDBACK)
     assert [s for s, r in one.students.items() if r.graded] == ["quentin-jones"]
     bar = capsys.readouterr().err  # tqdm's bar counts the one student selected
     assert f"grading {UNIT}" in bar and "1/1" in bar, bar[-500:]

@@ -146,14 +146,14 @@ except OSError as exc:
             "    print('a note on stderr', file=sys.stderr)\n    return")), FULL, set()),
         "corrupt": (b'{"cells": [ not json', 0.0, {"unreadable-notebook"}),
         "missing": (None, 0.0, {"missing-notebook"}),
-        # three edits of the instructor's cells in one notebook, each in its own cell: a test
-        # deleted (put back), a test's points raised (restored), a test duplicated (dropped)
-        "edited_cells": (_duplicate(_points(_without(nb(), "test_update_centers"),
-                                            "test_lloyd", 100), "test_assign_clusters"),
-                         FULL, {"deleted-cell", "edited-points", "duplicate-id"}),
-        "edited_test": (_edit_test(nb(farthest_first=wrong["farthest_first"][0]),
-                                   "test_farthest_first", "pass  # all good"), 10.0,
-                        {"edited-cell"}),
+        # four edits of the instructor's cells in one notebook, each in its own cell: a test
+        # deleted (put back), a test's points raised (restored), a test duplicated (dropped),
+        # and a test emptied to pass a wrong answer (restored: the mistake costs its points)
+        "edited_cells": (_edit_test(_duplicate(_points(_without(
+            nb(farthest_first=wrong["farthest_first"][0]), "test_update_centers"),
+            "test_lloyd", 100), "test_assign_clusters"), "test_farthest_first",
+            "pass  # all good"), 10.0,
+            {"deleted-cell", "edited-points", "duplicate-id", "edited-cell"}),
     }
     return out
 
@@ -371,8 +371,8 @@ def test_hostile_class_through_harness(course, tmp_path):
 # One student per protection in grading/nbgrader_config.py (every one of them is also in the
 # harness's class above, with the other ways to reach the same protection): the re-judge
 # outside the kernel (TrustedVerdicts), the sandbox's isolation and output limit, its time,
-# memory and process limits, a dead kernel, and the cell checks (RestoreCells,
-# CheckCellMetadata, Deduplicate).
+# memory and process limits, a dead kernel, and the cell checks (InspectSubmission,
+# RestoreCells, CheckCellMetadata, Deduplicate).
 ATTACKS_FOR_PLAIN = ("hooks", "intruder", "loop_no_interrupt", "exit", "membomb", "forkbomb",
                      "edited_cells")
 

@@ -141,8 +141,8 @@ def module_course(tmp_path_factory):
 # The tests that take ten seconds or more, longest first: xdist hands tests out in
 # collection order, so starting these first lets the workers finish together (one of them
 # ending on a 60 s test while the others idle costs minutes), and the ~1,200 short tests fill
-# the gaps. Seconds: each test ALONE on an idle 2-core machine (session 7, two of them session 8); a file not named
-# test by test gets its file's figure. (Laying the collection out as one slice per worker,
+# the gaps. Seconds: each test ALONE on an idle 2-core machine (session 7; two of them
+# re-measured in session 8); a file not named test by test gets its file's figure. (Laying the collection out as one slice per worker,
 # each starting with its share of these, was tried in session 7: the workers did end
 # together, but the three grading classes then ran at once and the suite was no faster and
 # less robust: a loaded machine pushed two time limits. See NOTES.)

@@ -57,11 +57,15 @@ def _train_briefly(nb):
     small depths), but live, widgets and all: the presenter's and the student's settings run
     the same code with more epochs (the demo setting took ~46 s of this test's ~60, on two
     cores the other tests share). Every epoch of the full setting is what `make
-    test-browser` runs in JupyterLab. Other units have no such table."""
+    test-browser` runs in JupyterLab. Other units have no such table; a unit that has one
+    (it sets ``SETTING``) must pick its row with ``}[SETTING]``, or this test says so rather
+    than quietly training every epoch."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "}[SETTING]" in cell.source:
             cell.source = cell.source.replace("}[SETTING]", '}["grading"]')
             return
+    assert not any(c.cell_type == "code" and "SETTING =" in c.source for c in nb.cells), (
+        "the notebook picks its training setting without `}[SETTING]`: update _train_briefly")
 
 
 AUDIT_TAG = "accessibility-audit (injected by tests/test_notebooks_run.py)"

@@ -22,6 +22,12 @@ started (the environment is cleared, so ``JPY_PARENT_PID`` is unset and the kern
 mistaken for an orphan under ``--unshare-pid``), and the interpreter the virtual environment
 links to (under ``/root/.pyenv``) is bound on its own, without the rest of ``/root``.
 
+By default (``warm``) the kernel is not a fresh Python in a fresh sandbox but a fork of the
+grading process's zygote, a pre-imported Python in one long-lived sandbox with the same
+walls; each kernel still gets its own user id, rlimits and box, and is cleaned up after
+(``grading/warm.py`` says what the students of one process share and how they are kept
+apart). ``warm = False`` gives every kernel a fresh sandbox.
+
 Where bubblewrap is missing or cannot start (a laptop, a container without namespaces),
 the kernel runs unprotected and every notebook graded that way says so, loudly.
 """
@@ -43,6 +49,8 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, Unicode
+
+from grading import warm
 
 MiB = 1 << 20
 
@@ -210,11 +218,17 @@ class SandboxKernelManager(AsyncKernelManager):
     extra_ro_paths = List(Unicode(), help="More folders the kernel may read.").tag(config=True)
     threads = Integer(1, help="BLAS/OpenMP/torch threads inside the kernel (grading runs "
                       "one kernel per core).").tag(config=True)
+    warm = Bool(True, help="Fork each kernel from a pre-imported Python in one long-lived "
+                "sandbox per grading process (grading/warm.py), with a user id, a box and a "
+                "clean-up of its own per kernel. False: a fresh sandbox per kernel.").tag(config=True)
+    warm_copy_mb = Integer(64, help="A warm kernel reads a copy of its notebook folder; a "
+                           "larger folder gets a fresh sandbox instead, MiB.").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._box_dir = None
         self._box_uid = None
+        self._warm_zygote = None
         self.sandbox_state = "unprotected"
 
     # ------------------------------------------------------------------ launch
@@ -230,9 +244,13 @@ class SandboxKernelManager(AsyncKernelManager):
             cfg = {"uid": None, "rlimits": self._rlimits(nproc=False), "seed_files": []}
             return [cmd[0], "-I", "-c", _LAUNCHER, json.dumps(cfg), *cmd], kw
 
+        self._box_uid = 1_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
+        cwd = os.path.realpath(kw.get("cwd") or os.getcwd())
+        zygote = self._zygote(cwd)
+        if zygote is not None:
+            return await self._start_warm(zygote, cwd, reason, kw)
         box = Path(tempfile.mkdtemp(prefix="day6-kernel-"))
         self._box_dir = box
-        self._box_uid = 1_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
         (box / "run").mkdir()
         self.transport = "ipc"
         self.ip = str(box / "run" / "ipc")
@@ -249,12 +267,74 @@ class SandboxKernelManager(AsyncKernelManager):
         self.sandbox_state = f"sandboxed: {reason}" if reason != "sandboxed" else "sandboxed"
         return self._wrap(cmd, cwd), kw
 
-    def _wrap(self, cmd, cwd):
-        box = self._box_dir
+    # ------------------------------------------------------------------ warm kernels
+    def _zygote(self, cwd):
+        """The zygote to fork this kernel from, or None for a fresh sandbox."""
+        if not self.warm or self._box_uid is None:
+            return None
+        if warm.folder_size(cwd, self.warm_copy_mb * MiB) is None:
+            self.log.info("warm kernels: %s is over %d MiB; a fresh sandbox", cwd,
+                          self.warm_copy_mb)
+            return None
+        python = self.kernel_spec.argv[0] if self.kernel_spec else sys.executable
+        if python in ("python", f"python{sys.version_info[0]}",
+                      f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+            python = sys.executable  # as jupyter_client's format_kernel_cmd does
+        key = (python, self.tmp_mb, self.threads, tuple(self.extra_ro_paths),
+               tuple(sorted(self._env("").items())))
+
+        def args(zdir):
+            home = str(zdir / "home")
+            mpl = Path(home) / ".matplotlib"
+            mpl.mkdir(exist_ok=True)
+            for f in matplotlib_cache_files():
+                shutil.copy(f, mpl)
+            return [*self._bwrap([], [str(zdir)], str(zdir), self._env(home)), python]
+
+        return warm.zygote_for(key, args, warm.preload_modules(cwd), self.log)
+
+    async def _start_warm(self, zygote, cwd, reason, kw):
+        box = zygote.new_box(self._box_uid)
+        self._box_dir = box
+        self.transport = "ipc"
+        self.ip = str(box / "run" / "ipc")
+        self.connection_file = str(box / "run" / "kernel.json")
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        os.chown(self.connection_file, self._box_uid, self._box_uid)
+        if cmd[1:3] != ["-m", "ipykernel_launcher"]:
+            raise RuntimeError(f"warm kernels run ipykernel only, not {cmd!r}")
+        warm.copy_readonly(cwd, box / "work")
+        request = {"uid": self._box_uid, "cwd": str(box / "work"),
+                   "env": self._env(str(box / "home")),
+                   "rlimits": self._rlimits(nproc=True),
+                   "args": cmd[3:]}
+        kw.pop("cwd", None)
+        kw["cwd"] = str(box.parent.parent)
+        kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        kw["stdout"] = subprocess.DEVNULL
+        kw["stderr"] = subprocess.DEVNULL
+        self._warm_zygote = zygote
+        self.sandbox_state = f"sandboxed: {reason}" if reason != "sandboxed" else "sandboxed"
+        return zygote.kernel_command(request), kw
+
+    def _env(self, home):
+        """The kernel's whole environment (bwrap clears the grader's)."""
+        env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.matplotlib",
+               "USER": "student", "LOGNAME": "student", "SHELL": "/bin/false",
+               "PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+               "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
+               "MKL_NUM_THREADS": str(self.threads), "TORCH_NUM_THREADS": str(self.threads)}
+        for name in PASSTHROUGH:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    def _bwrap(self, ro_binds, rw_binds, chdir, env, seeds=()):
+        """bwrap's arguments up to ``--``: the system and ``ro_binds`` read-only,
+        ``rw_binds`` writable, fresh /proc, /dev, /tmp and /dev/shm, no network."""
         ro = environment_paths() + [p for p in self.extra_ro_paths if os.path.exists(p)]
-        seeds = [f"/run/day6-seed/{i}-{os.path.basename(f)}"
-                 for i, f in enumerate(matplotlib_cache_files())]
-        mounts = [cwd, str(box / "run"), *ro, *seeds]
         args = [shutil.which("bwrap"),
                 "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try", "--hostname", "grading-sandbox",
@@ -267,29 +347,28 @@ class SandboxKernelManager(AsyncKernelManager):
         args += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "01777", "--size", str(self.tmp_mb * MiB), "--tmpfs", "/tmp",
                  "--perms", "01777", "--size", str(64 * MiB), "--tmpfs", "/dev/shm"]
-        args += _mount_parents(mounts)
+        args += _mount_parents([*ro_binds, *rw_binds, *ro, *(dest for _, dest in seeds)])
         for p in ro:
             args += ["--ro-bind", p, p]
-        args += ["--ro-bind", cwd, cwd, "--bind", str(box / "run"), str(box / "run")]
-        for src, dest in zip(matplotlib_cache_files(), seeds):
+        for p in ro_binds:
+            args += ["--ro-bind", p, p]
+        for p in rw_binds:
+            args += ["--bind", p, p]
+        for src, dest in seeds:
             args += ["--ro-bind", src, dest]
-        env = {"HOME": "/tmp/home", "MPLCONFIGDIR": "/tmp/home/.matplotlib",
-               "USER": "student", "LOGNAME": "student", "SHELL": "/bin/false",
-               "PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-               "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
-               "MKL_NUM_THREADS": str(self.threads), "TORCH_NUM_THREADS": str(self.threads)}
-        for name in PASSTHROUGH:
-            if name in os.environ:
-                env[name] = os.environ[name]
         args += ["--clearenv"]
         for k, v in env.items():
             args += ["--setenv", k, v]
-        args += ["--chdir", cwd, "--"]
+        return [*args, "--chdir", chdir, "--"]
+
+    def _wrap(self, cmd, cwd):
+        box = self._box_dir
+        seeds = [(f, f"/run/day6-seed/{i}-{os.path.basename(f)}")
+                 for i, f in enumerate(matplotlib_cache_files())]
+        args = self._bwrap([cwd], [str(box / "run")], cwd, self._env("/tmp/home"), seeds)
         # Not root: NPROC would count all of the user's processes, so it is left alone.
         cfg = {"uid": self._box_uid, "rlimits": self._rlimits(self._box_uid is not None),
-               "seed_files": seeds}
+               "seed_files": [dest for _, dest in seeds]}
         python = cmd[0]
         return [*args, python, "-I", "-c", _LAUNCHER, json.dumps(cfg), *cmd]
 
@@ -360,6 +439,12 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
         if self._box_dir is not None and not restart:
+            if self._warm_zygote is not None:  # the zygote cleans up too; be sure
+                for pid in self._sandbox_pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
             shutil.rmtree(self._box_dir, ignore_errors=True)
             self._box_dir = None
 

@@ -41,10 +41,12 @@ import math
 import socket
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
 
+from grading.autograde_worker import Worker
 from grading.harness import (
     CANARY,
     GRADING,
@@ -53,6 +55,7 @@ from grading.harness import (
     GradingRefused,
     _canary_failures,
     _canary_submission,
+    _env,
     _now_text,
     _progress,
     _refusal,
@@ -311,6 +314,20 @@ def _blob(course: Course, assignment, snapshot: Path):
             "solutions": _read_tree(course.root / "solutions" / assignment)}
 
 
+_KEPT = threading.local()
+
+
+def _kept_worker():
+    """This Dask worker thread's long-lived nbgrader (``grading.autograde_worker.Worker``),
+    kept from task to task like the local harness keeps one per core: its start-up and its
+    warm kernels' imports (grading/warm.py) are paid once per worker thread, not once per
+    student. It ends with the Dask worker (its stdin closes), or after 40 students."""
+    worker = getattr(_KEPT, "worker", None)
+    if worker is None:
+        worker = _KEPT.worker = Worker(_env(), REPO)
+    return worker
+
+
 def remote_grade(student, files, assignment, blob, extra, timeout, keep=False):
     """Runs on a Dask worker: the local harness's execution (``harness._worker``) of one
     student in a temporary course built from bytes. Returns the executed notebooks, the
@@ -337,7 +354,7 @@ def remote_grade(student, files, assignment, blob, extra, timeout, keep=False):
         (_, seconds, problem), = _worker([(student, folder)], assignment,
                                          Course(root, db_url=f"sqlite:///{snapshot}"),
                                          snapshot, replay, logs, list(extra), timeout,
-                                         keep=kept)
+                                         keep=kept, worker=_kept_worker())
         done = replay / student
         return {"student": student, "seconds": seconds, "problem": problem,
                 "notebooks": {p.name: p.read_bytes() for p in sorted(done.glob("*.ipynb"))}

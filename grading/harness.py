@@ -36,6 +36,7 @@ A run loses nobody and nothing. Its phases, each a function below:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -308,21 +309,22 @@ def _snapshot(course: Course, dest: Path):
 # --------------------------------------------------------------------------- workers
 
 def _worker(batch, assignment, course: Course, snapshot: Path, replay: Path, logs: Path,
-            extra, timeout, on_student=None, keep=None):
+            extra, timeout, on_student=None, keep=None, worker=None):
     """Execute students in one private course (its own folder and a copy of the gradebook
     ``snapshot``) with one long-lived nbgrader (``grading.autograde_worker``: its start-up is
     paid once, not per student). ``batch``: (student, folder) pairs, any iterable (the
     parallel phase hands each thread a shared queue). ``timeout``: seconds per student.
     Returns [(student, seconds, problem)]; ``on_student(student)`` is called as each one
     finishes; ``keep``: a folder to copy the private course's gradebook to (the canary reads
-    its scores)."""
+    its scores); ``worker``: a ``Worker`` to use and leave running (a Dask worker keeps one
+    from task to task), else one is started and closed here."""
     tmp = Path(tempfile.mkdtemp(prefix="day6-grade-"))
     results = []
     try:
         box = Course(tmp, db_url=f"sqlite:///{tmp / 'gradebook.db'}")
         shutil.copy(snapshot, box.db_path)
         (tmp / "solutions").symlink_to(course.root / "solutions")
-        with Worker(_env(), REPO) as worker:
+        with contextlib.nullcontext(worker) if worker else Worker(_env(), REPO) as worker:
             for student, files in batch:
                 started = time.monotonic()
                 shutil.copytree(files, box.submitted / student / assignment)

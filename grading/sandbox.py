@@ -34,6 +34,7 @@ the kernel runs unprotected and every notebook graded that way says so, loudly.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -43,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -439,7 +441,12 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
         if self._box_dir is not None and not restart:
-            if self._warm_zygote is not None:  # the zygote cleans up too; be sure
+            if self._warm_zygote is not None:
+                # The zygote's clean-up runs as this kernel's user: wait for it to finish
+                # (so the next kernel starts after it), then end whatever is left.
+                deadline = time.monotonic() + 10
+                while self._sandbox_pids() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
                 for pid in self._sandbox_pids():
                     try:
                         os.kill(pid, signal.SIGKILL)

@@ -4,7 +4,8 @@ long-lived workers, serial record, feedback) and, side by side, by plain ``nbgra
 autograde`` + ``generate_feedback`` (what an instructor would otherwise run: one process,
 one student after another). Both sandboxed, same nbgrader configuration, fresh course.
 
-Prints notebooks per minute, the ratio, and the peak memory of the whole process tree
+Also the harness with ``--SandboxKernelManager.warm=False`` ("cold": a fresh sandbox and a
+fresh Python per kernel, as before grading/warm.py). Prints notebooks per minute, the ratios, and the peak memory of the whole process tree
 (nbgrader workers + kernels), sampled every 0.2 s.
 
     .venv/bin/python benchmarks/bench_grading.py [N_STUDENTS=20] [JOBS=cores] [UNIT ...]
@@ -149,9 +150,12 @@ def main():
           "re-run): 01-kmeans 12.2-12.9 / min, measured 2026-12-06 on a 2-core machine")
     for unit in units:
         harness = run(f"{unit} harness", unit, n, jobs)
+        cold = run(f"{unit} harness, cold", unit, n, jobs,
+                   extra=["--SandboxKernelManager.warm=False"])
         plain = run_plain(f"{unit} plain nbgrader", unit, n)
         print(f"{unit}: the harness grades {plain / harness:.2f}x as many notebooks per minute "
-              f"as plain nbgrader (canary and report included)")
+              f"as plain nbgrader (canary and report included); warm kernels "
+              f"{cold / harness:.2f}x as many as a fresh sandbox per kernel (cold)")
 
 
 if __name__ == "__main__":

@@ -98,8 +98,9 @@ os.dup2(os.open("/dev/null", os.O_RDWR), 1)
 libc = ctypes.CDLL(None, use_errno=True)
 
 def live(uid):
+    me = str(os.getpid())  # the cleaner itself runs as that user
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or name == me:
             continue
         try:
             if os.stat(f"/proc/{name}").st_uid != uid:

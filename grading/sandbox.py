@@ -249,8 +249,9 @@ class SandboxKernelManager(AsyncKernelManager):
         self._box_uid = 1_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
         cwd = os.path.realpath(kw.get("cwd") or os.getcwd())
         zygote = self._zygote(cwd)
-        if zygote is not None:
-            return await self._start_warm(zygote, cwd, reason, kw)
+        started = await self._start_warm(zygote, cwd, reason, kw) if zygote else None
+        if started is not None:
+            return started
         box = Path(tempfile.mkdtemp(prefix="day6-kernel-"))
         self._box_dir = box
         (box / "run").mkdir()
@@ -278,7 +279,10 @@ class SandboxKernelManager(AsyncKernelManager):
             self.log.info("warm kernels: %s is over %d MiB; a fresh sandbox", cwd,
                           self.warm_copy_mb)
             return None
-        python = self.kernel_spec.argv[0] if self.kernel_spec else sys.executable
+        argv = self.kernel_spec.argv if self.kernel_spec else [sys.executable]
+        if argv[1:3] != ["-m", "ipykernel_launcher"]:
+            return None  # a zygote becomes ipykernel only
+        python = argv[0]
         if python in ("python", f"python{sys.version_info[0]}",
                       f"python{sys.version_info[0]}.{sys.version_info[1]}"):
             python = sys.executable  # as jupyter_client's format_kernel_cmd does
@@ -293,19 +297,31 @@ class SandboxKernelManager(AsyncKernelManager):
                 shutil.copy(f, mpl)
             return [*self._bwrap([], [str(zdir)], str(zdir), self._env(home)), python]
 
-        return warm.zygote_for(key, args, warm.preload_modules(cwd), self.log)
+        try:
+            return warm.zygote_for(key, args, warm.preload_modules(cwd), self.log)
+        except OSError as exc:
+            self.log.warning("warm kernels unavailable (%s): a fresh sandbox", exc)
+            return None
 
     async def _start_warm(self, zygote, cwd, reason, kw):
-        box = zygote.new_box(self._box_uid)
+        """(command, kwargs) for a kernel forked from ``zygote``; None (and nothing left
+        behind) when its box cannot be made: the caller starts a fresh sandbox."""
+        box = None
+        try:
+            box = zygote.new_box(self._box_uid)
+            warm.copy_readonly(cwd, box / "work")
+        except OSError as exc:
+            self.log.warning("warm kernel: could not prepare its box (%s): a fresh sandbox",
+                             exc)
+            if box is not None:
+                shutil.rmtree(box, ignore_errors=True)
+            return None
         self._box_dir = box
         self.transport = "ipc"
         self.ip = str(box / "run" / "ipc")
         self.connection_file = str(box / "run" / "kernel.json")
         cmd, kw = await super()._async_pre_start_kernel(**kw)
         os.chown(self.connection_file, self._box_uid, self._box_uid)
-        if cmd[1:3] != ["-m", "ipykernel_launcher"]:
-            raise RuntimeError(f"warm kernels run ipykernel only, not {cmd!r}")
-        warm.copy_readonly(cwd, box / "work")
         request = {"uid": self._box_uid, "cwd": str(box / "work"),
                    "env": self._env(str(box / "home")),
                    "rlimits": self._rlimits(nproc=True),

@@ -102,7 +102,9 @@ def _probe(folder, **traits):
 
 
 def test_a_warm_kernel_is_forked_preloaded_and_limited(tmp_path):
-    a, uid_a, warm_a = _probe(_folder(tmp_path, "a"))
+    folder = _folder(tmp_path, "a")
+    os.mkfifo(folder / "a-fifo")  # copying the folder must not open it (it would block)
+    a, uid_a, warm_a = _probe(folder)
     b, uid_b, warm_b = _probe(_folder(tmp_path, "b"))
     assert warm_a and warm_b
     # forked from the same zygote, which imported what the notebook imports, but not ipympl

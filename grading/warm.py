@@ -38,6 +38,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -61,6 +62,7 @@ _IMPORT = re.compile(r"^\s*import\s+([A-Za-z_][\w.]*(?:\s+as\s+\w+)?"
                      r"(?:\s*,\s*[A-Za-z_][\w.]*(?:\s+as\s+\w+)?)*)\s*(?:#.*)?$")
 
 READY_TIMEOUT = 180  # seconds for the zygote's imports (torch on a loaded machine)
+PING_TIMEOUT = 10    # seconds for a zygote's loop to answer before it is replaced
 
 # --------------------------------------------------------------------------- in the sandbox
 # The zygote: imports, then serves "fork a kernel" requests on a Unix socket that only the
@@ -270,6 +272,13 @@ while True:
         except (OSError, ValueError):
             conn.close()
             continue
+        if req.get("ping"):  # the grader checks that this loop still answers
+            try:
+                conn.sendall(b"pong\n")
+            except OSError:
+                pass
+            conn.close()
+            continue
         pid = os.fork()
         if pid == 0:
             become_kernel(req, conn)
@@ -416,6 +425,18 @@ class Zygote:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def answers(self, timeout=None):
+        """True when the zygote's loop answers a ping within ``timeout`` s (a stopped or
+        wedged zygote would leave every later kernel of this process waiting to start)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout or PING_TIMEOUT)
+                s.connect(self.socket)
+                s.sendall(b'{"ping": true}\n')
+                return s.recv(16).startswith(b"pong")
+        except OSError:
+            return False
+
     def new_box(self, uid):
         box = self.dir / "boxes" / secrets.token_hex(8)
         box.mkdir(mode=0o700)
@@ -458,12 +479,13 @@ def zygote_for(key, args, preload, log):
     first notebook's imports). None when it cannot run: the caller starts a fresh sandbox."""
     with _LOCK:
         z = _ZYGOTES.get(key)
-        if z is not None and z.alive():
+        if z is not None and z.alive() and z.answers():
             return z
         if z is not None:
             if z.error is None:
-                log.warning("warm kernels: the zygote exited (code %s); starting another",
-                            z.proc.poll() if z.proc else None)
+                log.warning("warm kernels: the zygote %s; starting another",
+                            "does not answer" if z.alive() else
+                            f"exited (code {z.proc.poll() if z.proc else None})")
             z.close()
             if z.error is not None:
                 return None  # it could not start: do not retry for every student

@@ -167,3 +167,20 @@ def test_preload_names_only_the_course_packages(tmp_path):
     assert "numpy" in names and "helpers.checks|kmeans" in names
     assert "helpers.models|LENET5_LAYERS" in names
     assert not [n for n in names if n.startswith(("os", "evil", "matplotlib_inline", "ipympl"))]
+
+
+def test_a_zygote_that_stops_answering_is_replaced(tmp_path, monkeypatch):
+    import psutil
+
+    monkeypatch.setattr(warm, "PING_TIMEOUT", 1)
+    _, _, was_warm = _probe(_folder(tmp_path, "a"))
+    assert was_warm
+    (old,) = [z for z in warm._ZYGOTES.values() if z.alive()]
+    python = [p for p in psutil.Process(old.proc.pid).children(recursive=True)
+              if p.uids().real == 0 and p.name().startswith("python")]
+    assert len(python) == 1, python
+    python[0].suspend()   # wedged: alive, but its loop never answers
+    b, _, b_warm = _probe(_folder(tmp_path, "b"))
+    assert b_warm and b["shipped"] == "b's file"
+    (new,) = [z for z in warm._ZYGOTES.values() if z.alive()]
+    assert new is not old and old.proc.poll() is not None

@@ -57,9 +57,11 @@ import nbformat
 
 from grading.autograde_worker import PRELUDE, Worker, WorkerDied
 from grading.execute import NOTEBOOK_TIMEOUT
+from grading.gradebook_schema import install as _fast_schema_revision
 
 GRADING = Path(__file__).resolve().parent
 REPO = GRADING.parent
+_fast_schema_revision()  # this process creates gradebooks too (nbgrader is imported already)
 VENV_BIN = Path(sys.executable).parent
 CANARY = "_canary"
 EXIT_REFUSED = 3   # the environment cannot grade correctly: nothing was graded

@@ -174,6 +174,13 @@ def _expected_seconds(item):
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: -_expected_seconds(item))  # stable: same order in each worker
+    # pytest-xdist's worksteal hands each worker one contiguous slice of this order and lets
+    # idle workers steal from the *end* of the others' queues. Sorted alone, the first slice
+    # held every heavy test, so one worker ran them one after another (~500 s, the whole run's
+    # critical path). Deal them round-robin instead: slice k starts with heavy tests k, k+n, ...
+    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if n > 1:
+        items[:] = [item for k in range(n) for item in items[k::n]]
 
 
 def pytest_generate_tests(metafunc):

@@ -69,7 +69,7 @@ PING_TIMEOUT = 10    # seconds for a zygote's loop to answer before it is replac
 # grader (root outside, in a 0700 folder) can reach. Single-threaded: it refuses to serve
 # if an import started a thread (fork would copy held locks).
 _ZYGOTE = r"""
-import ctypes, errno, importlib, json, os, resource, select, signal, socket, sys, time
+import ctypes, importlib, json, os, resource, select, shutil, signal, socket, sys, time
 cfg = json.loads(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 failed = []
@@ -136,21 +136,20 @@ def clean(uid):
                         if entry.stat(follow_symlinks=False).st_uid != uid:
                             continue
                         if entry.is_dir(follow_symlinks=False):
-                            import shutil
                             shutil.rmtree(entry.path, ignore_errors=True)
                         else:
                             os.unlink(entry.path)
                     except OSError:
                         pass
-            for kind, ctl, rmid_args in (("shm", libc.shmctl, 3), ("sem", libc.semctl, 4),
-                                         ("msg", libc.msgctl, 3)):
+            # /proc/sysvipc/<kind>: the id is column 1, the owner's uid column 7 (sem: 4)
+            for kind, ctl, uid_col in (("shm", libc.shmctl, 7), ("sem", libc.semctl, 4),
+                                       ("msg", libc.msgctl, 7)):
                 try:
                     lines = open(f"/proc/sysvipc/{kind}").read().splitlines()[1:]
                 except OSError:
                     continue
                 for line in lines:
                     f = line.split()
-                    uid_col = {"shm": 7, "sem": 4, "msg": 7}[kind]
                     try:
                         if int(f[uid_col]) == uid:
                             args = [int(f[1]), 0] if kind == "sem" else [int(f[1])]
@@ -385,9 +384,7 @@ def copy_readonly(src, dest):
 class Zygote:
     """One warm sandbox: its bwrap process, its control socket and its boxes folder."""
 
-    def __init__(self, key, args, preload, log):
-        self.key = key
-        self.preload = preload
+    def __init__(self, args, preload, log):
         self.dir = Path(tempfile.mkdtemp(prefix="day6-zygote-"))
         os.chmod(self.dir, 0o711)
         (self.dir / "ctl").mkdir(mode=0o700)
@@ -489,7 +486,7 @@ def zygote_for(key, args, preload, log):
             z.close()
             if z.error is not None:
                 return None  # it could not start: do not retry for every student
-        z = Zygote(key, args, preload, log)
+        z = Zygote(args, preload, log)
         _ZYGOTES[key] = z
         if z.error is not None:
             log.warning("warm kernels unavailable (%s): each kernel gets a fresh sandbox",

@@ -15,6 +15,11 @@ mistakes (tests/units/) are made by one student together: each mistake is in a f
 other exercise calls, so the cells that lose points must be exactly the union of the cells
 each mistake should fail, and every other cell must keep its points (partial credit per
 cell).
+
+Units are graded two to a course (the heaviest with the lightest): each nbgrader step runs
+once for both (`nbgrader autograde "*"`: nbgrader globs its assignment ids), which saves a
+process start, a sandbox warm-up and an HTML exporter per unit (~12 CPU-s each); every
+assertion is still made per unit, each in its own subtest. The pairs: conftest.UNIT_PAIRS.
 """
 
 from __future__ import annotations
@@ -27,8 +32,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 VOLATILE_METADATA = {"execution", "collapsed", "scrolled", "trusted"}
-
-
 def _normalise(nb):
     """What must match between the committed and a fresh release: cell types, sources and
     nbgrader metadata (checksums included); not volatile editor state."""
@@ -39,10 +42,39 @@ def _normalise(nb):
     return cells
 
 
-def test_grading_path(course, unit):
+def test_grading_path(course, units, subtests):
+    for unit in units:
+        course.add_unit(unit)
+    course.nbgrader("generate_assignment", "*", "--force")
+    expected = {}
+    for unit in units:
+        with subtests.test("committed release == fresh release", unit=unit):
+            expected[unit] = _submit_class(course, unit)
+    course.nbgrader("autograde", "*", "--force")
+    scores = {unit: course.scores(unit) for unit in units}
+    totals = {}
+    for unit in units:
+        with subtests.test("scores", unit=unit):
+            totals[unit] = _check_scores(scores[unit], *expected[unit])
+
+    # Feedback for the honest student only (the page every student gets is the same
+    # conversion; the harness's class tests check the hidden tests stay out of it).
+    course.nbgrader("generate_feedback", "*", "--force", "--student=honest")
+    out = course.root / "grades.csv"
+    course.nbgrader("export", f"--to={out}")
+    rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(out.open())}
+    for unit in units:
+        with subtests.test("feedback and export", unit=unit):
+            feedback = course.root / "grading" / "work" / "feedback" / "honest" / unit
+            assert list(feedback.glob("*.html")), "feedback HTML was not generated"
+            assert float(rows[unit, "honest"]["score"]) == pytest.approx(totals[unit])
+            assert float(rows[unit, "blank"]["score"]) == 0
+
+
+def _submit_class(course, unit):
+    """The committed release checked against the fresh one; blank, honest and wrong
+    submitted. -> (mistakes, the test cells each mistake must fail)."""
     spec = course.units[unit]
-    course.add_unit(unit)
-    course.nbgrader("generate_assignment", unit, "--force")
     release_path = course.release_path(unit)
 
     # The committed release is exactly what nbgrader generates from the committed source.
@@ -72,9 +104,11 @@ def test_grading_path(course, unit):
     failing = [cells for _, cells in spec["wrong"].values()]
     assert all(a.isdisjoint(b) for i, a in enumerate(failing) for b in failing[i + 1:]), (
         "each mistake in tests/units/ must fail its own test cells")
+    return sorted(mistakes), failing
 
-    course.nbgrader("autograde", unit, "--force")
-    scores = course.scores(unit)
+
+def _check_scores(scores, mistakes, failing):
+    """-> the honest student's total."""
     total = sum(m for _, m in scores["honest"].values())
     assert total > 0
     assert {g: s for g, (s, _) in scores["blank"].items()} == {g: 0 for g in scores["blank"]}, (
@@ -84,19 +118,8 @@ def test_grading_path(course, unit):
     got = scores["wrong"]
     lost = {g for g, (s, m) in got.items() if s < m}
     should = set().union(*failing)
-    assert lost == should, (f"the mistakes in {sorted(mistakes)} should fail exactly "
+    assert lost == should, (f"the mistakes in {mistakes} should fail exactly "
                             f"{sorted(should)}, failed {sorted(lost)}")
     assert all(got[g][0] == 0 for g in should)
     assert all(s == m for g, (s, m) in got.items() if g not in should), "partial credit"
-
-    # Feedback for the honest student only (the page every student gets is the same
-    # conversion; the harness's class tests check the hidden tests stay out of it).
-    course.nbgrader("generate_feedback", unit, "--force", "--student=honest")
-    feedback = list((course.root / "grading" / "work" / "feedback" / "honest" / unit).glob("*.html"))
-    assert feedback, "feedback HTML was not generated"
-
-    out = course.root / "grades.csv"
-    course.nbgrader("export", f"--to={out}")
-    rows = {r["student_id"]: r for r in csv.DictReader(out.open())}
-    assert float(rows["honest"]["score"]) == pytest.approx(total)
-    assert float(rows["blank"]["score"]) == 0
+    return total

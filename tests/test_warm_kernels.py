@@ -167,6 +167,17 @@ def test_preload_names_only_the_course_packages(tmp_path):
     assert "numpy" in names and "helpers.checks|kmeans" in names
     assert "helpers.models|LENET5_LAYERS" in names
     assert not [n for n in names if n.startswith(("os", "evil", "matplotlib_inline", "ipympl"))]
+    # What helpers imports inside its functions comes too (check_lloyd's sklearn.cluster:
+    # 1.2 s in every kernel otherwise), read from helpers' source ...
+    assert "sklearn.cluster" in names
+    # ... but a lazily imported torch only for a notebook that imports torch itself.
+    nb.cells = [nbformat.v4.new_code_cell("from helpers.conv import conv2d")]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    names = warm.preload_modules(tmp_path)
+    assert "helpers.conv|conv2d" in names and not [n for n in names if n.startswith("torch")]
+    nb.cells = [nbformat.v4.new_code_cell("import torch\nfrom helpers.conv import conv2d")]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert "torch.nn.functional" in warm.preload_modules(tmp_path)
 
 
 def test_a_zygote_that_stops_answering_is_replaced(tmp_path, monkeypatch):

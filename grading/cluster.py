@@ -396,16 +396,31 @@ def execute(client, course: Course, assignment, gradeable, results, work: Path, 
     if not gradeable:
         return replay
     _snapshot(course, work / "snapshot.db")
-    alive = [a for a in workers if a in client.nthreads()]
-    [blob] = client.scatter([_blob(course, assignment, work / "snapshot.db")],
-                            workers=alive or workers, broadcast=True, hash=False)
-    futures = {}
-    for student, folder in gradeable.items():
-        fut = client.submit(remote_grade, student, _read_tree(folder), assignment, blob,
-                            list(extra), limit, False, key=f"day6-grade-{run_id}-{student}",
+    payload = _blob(course, assignment, work / "snapshot.db")
+
+    def scatter():
+        alive = [a for a in workers if a in client.nthreads()]
+        return client.scatter([payload], workers=alive or workers, broadcast=True,
+                              hash=False)[0]
+
+    def submit(student, blob, attempt=""):
+        fut = client.submit(remote_grade, student, _read_tree(gradeable[student]), assignment,
+                            blob, list(extra), limit, False,
+                            key=f"day6-grade-{run_id}-{student}{attempt}",
                             workers=list(workers), allow_other_workers=False, retries=1,
                             pure=False)
         futures[fut] = student
+        return fut
+
+    blobs = [scatter()]
+    futures = {}
+    for student in gradeable:
+        submit(student, blobs[0])
+    # A student whose task the cluster cancelled because the course's data went with a dead
+    # worker (Dask's memory manager keeps one copy of scattered data where no task waits
+    # for it: a class of one, or the last students) is sent again, once, with the data
+    # scattered again: the scheduler's own retry cannot recompute scattered data.
+    resent = set()
     bar = _progress(len(futures), progress, f"grading {assignment} on the cluster")
     placed = {}
     threads = max(1, sum(n for a, n in client.nthreads().items() if a in workers))
@@ -422,8 +437,17 @@ def execute(client, course: Course, assignment, gradeable, results, work: Path, 
     while pending:
         for fut in [f for f in pending if f.done()]:
             pending.discard(fut)
-            bar.update(1)
             student = futures[fut]
+            if fut.status == "cancelled" and student not in resent:
+                resent.add(student)
+                try:
+                    if blobs[-1].status != "finished":
+                        blobs.append(scatter())
+                    pending.add(submit(student, blobs[-1], "-again"))
+                    continue
+                except Exception:  # noqa: BLE001 - no worker or scheduler left: lost below
+                    pass
+            bar.update(1)
             res = results[student]
             if fut.status == "finished":
                 try:  # the result lives on the worker until fetched: it may die meanwhile
@@ -472,7 +496,7 @@ def execute(client, course: Course, assignment, gradeable, results, work: Path, 
             break
         time.sleep(POLL)
     bar.close()
-    client.cancel([blob, *futures])
+    client.cancel([*blobs, *futures])
     (logs / "cluster.json").write_text(json.dumps(
         {"workers": workers, "students": placed,
          "lost": sorted(s for s, r in results.items()

@@ -197,6 +197,10 @@ def _check_shape(input_shape):
 
 def _trace(model, input_shape, *, meta):
     if meta:  # run a copy whose weights are meta tensors: the model itself is not touched
+        # The first layer a process runs on the meta device imports torch._dynamo (3-5 s);
+        # named here, it is one of the imports grading's warm kernels make once for all
+        # the students of a class (grading/warm.py reads helpers' function-level imports).
+        import torch._dynamo as _dynamo  # noqa: F401  (binds _dynamo only: not a local torch)
         model = _meta_copy(model)
         x = torch.empty((1, *input_shape), dtype=_float_dtype_of(model), device="meta")
     else:

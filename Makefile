@@ -31,7 +31,7 @@ help:
 venv: $(STAMP)
 
 # scripts/install_venv.py: uv (pip where uv cannot) from the sources pip is configured with,
-# then byte-compiles what the course imports (a fresh .venv: ~45 s instead of pip's ~75-110).
+# then byte-compiles site-packages on every core (a fresh .venv: ~40-50 s, pip took 74-110).
 $(STAMP): pyproject.toml etc/jupyter/jupyter_nbconvert_config.json scripts/install_venv.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python scripts/install_venv.py

@@ -474,7 +474,11 @@ def execute(client, course: Course, assignment, gradeable, results, work: Path, 
                                        out["problem"].replace(out["logs"], str(logs))})
                 continue
             res.graded = False
-            res.faults.append(failure(fut, student))
+            fault = failure(fut, student)
+            if student in resent:
+                fault["detail"] += (" (sent twice: the course's data was lost with a worker, "
+                                    "scattered again, and the second task did not finish either)")
+            res.faults.append(fault)
         if not pending:
             break
         try:

@@ -61,9 +61,8 @@ def uv_command(settings: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         cmd += ["--extra-index-url", url]
     for place in settings.get("find-links", "").split():
         cmd += ["--find-links", place]
-    for name in ("constraint", "constraints"):
-        for path in settings.get(name, "").split():
-            cmd += ["--constraint", path]
+    for path in settings.get("constraint", "").split():
+        cmd += ["--constraint", path]
     if settings.get("cert"):
         env.setdefault("SSL_CERT_FILE", settings["cert"])
     timeout = settings.get("timeout") or settings.get("default-timeout")
